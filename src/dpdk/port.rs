@@ -1,0 +1,430 @@
+//! Ethernet ports: configuration, queues, bursts, statistics.
+
+use super::mbuf::{Burst, Mempool};
+use super::{check, ffi, Error, Result};
+use std::ffi::{CStr, CString};
+
+/// A DPDK port id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortId(pub u16);
+
+/// A queue index on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueId(pub u16);
+
+// RSS hash-function bits of rte_ethdev.h (macros built with RTE_BIT64, which bindgen cannot
+// evaluate), for the values rvs programs.
+pub const RSS_IPV4: u64 = 1 << 2;
+pub const RSS_FRAG_IPV4: u64 = 1 << 3;
+pub const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+pub const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+pub const RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
+pub const RSS_L3_SRC_ONLY: u64 = 1 << 63;
+pub const RSS_L3_DST_ONLY: u64 = 1 << 62;
+pub const RSS_L4_SRC_ONLY: u64 = 1 << 61;
+pub const RSS_L4_DST_ONLY: u64 = 1 << 60;
+// Offload bits (rte_ethdev.h).
+pub const RX_OFFLOAD_RSS_HASH: u64 = 1 << 19;
+pub const TX_OFFLOAD_IPV4_CKSUM: u64 = 1 << 1;
+pub const TX_OFFLOAD_UDP_CKSUM: u64 = 1 << 2;
+pub const TX_OFFLOAD_TCP_CKSUM: u64 = 1 << 3;
+pub const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;
+
+/// What a port can do, from `rte_eth_dev_info_get`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DevInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+    pub rx_offload_capa: u64,
+    pub tx_offload_capa: u64,
+    pub flow_type_rss_offloads: u64,
+    pub reta_size: u16,
+    pub hash_key_size: u8,
+}
+
+/// Link state from `rte_eth_link_get_nowait`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// The port's basic hardware counters.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// How to configure a port.
+#[derive(Debug, Clone, Default)]
+pub struct PortConf {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    /// RSS hash functions; 0 disables RSS (single queue or driver default spreading).
+    pub rss_hf: u64,
+    /// RSS key; `None` keeps the driver's.
+    pub rss_key: Option<Vec<u8>>,
+    pub mtu: u32,
+    pub rx_offloads: u64,
+    pub tx_offloads: u64,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// A probed Ethernet port.
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    started: bool,
+}
+
+impl Port {
+    /// Finds a port by its device name (e.g. `net_af_packet0` or a PCI address `0000:03:00.0`).
+    pub fn by_name(name: &str) -> Result<Port> {
+        let c = CString::new(name).map_err(|_| Error::msg("port", "bad device name"))?;
+        let mut id = 0u16;
+        // SAFETY: c is a valid C string; id is a valid out pointer.
+        let ret = unsafe { ffi::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        if ret < 0 {
+            return Err(Error::msg(
+                format!("device {name}"),
+                "not found (not probed: check the EAL device options and that the driver/NIC exists)",
+            ));
+        }
+        Ok(Port {
+            id: PortId(id),
+            started: false,
+        })
+    }
+
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The name the port was probed under.
+    pub fn name(&self) -> String {
+        let mut buf = [0 as std::os::raw::c_char; 64];
+        // SAFETY: buf is RTE_ETH_NAME_MAX_LEN (64) bytes as the API requires.
+        let ret = unsafe { ffi::rte_eth_dev_get_name_by_port(self.id.0, buf.as_mut_ptr()) };
+        if ret < 0 {
+            return format!("port{}", self.id.0);
+        }
+        // SAFETY: DPDK NUL-terminated the name inside buf.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    pub fn info(&self) -> Result<DevInfo> {
+        let mut raw: ffi::rte_eth_dev_info = Default::default();
+        // SAFETY: raw is a valid out struct for this port id.
+        check("rte_eth_dev_info_get", unsafe {
+            ffi::rte_eth_dev_info_get(self.id.0, &mut raw)
+        })?;
+        let driver = if raw.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name points at the driver's static name string.
+            unsafe { CStr::from_ptr(raw.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: raw.max_rx_queues,
+            max_tx_queues: raw.max_tx_queues,
+            min_mtu: raw.min_mtu,
+            max_mtu: raw.max_mtu,
+            rx_offload_capa: raw.rx_offload_capa,
+            tx_offload_capa: raw.tx_offload_capa,
+            flow_type_rss_offloads: raw.flow_type_rss_offloads,
+            reta_size: raw.reta_size,
+            hash_key_size: raw.hash_key_size,
+        })
+    }
+
+    pub fn socket_id(&self) -> i32 {
+        // SAFETY: plain query on a valid port id.
+        let s = unsafe { ffi::rte_eth_dev_socket_id(self.id.0) };
+        s.max(0)
+    }
+
+    /// Configures the device and sets up its queues (`rx_queues` RX queues fed from `pool`).
+    /// Returns the queue handles; each must be used by one lcore only.
+    pub fn configure(
+        &mut self,
+        conf: &PortConf,
+        pool: &Mempool,
+    ) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
+        let mut c: ffi::rte_eth_conf = Default::default();
+        let mut key = conf.rss_key.clone();
+        if conf.rss_hf != 0 {
+            c.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+            c.rx_adv_conf.rss_conf.rss_hf = conf.rss_hf;
+            if let Some(k) = key.as_mut() {
+                c.rx_adv_conf.rss_conf.rss_key = k.as_mut_ptr();
+                c.rx_adv_conf.rss_conf.rss_key_len = k.len() as u8;
+            }
+        }
+        if conf.mtu != 0 {
+            c.rxmode.mtu = conf.mtu;
+        }
+        c.rxmode.offloads = conf.rx_offloads;
+        c.txmode.offloads = conf.tx_offloads;
+        // SAFETY: c (and the key buffer it may point into) lives across the call; DPDK copies it.
+        check("rte_eth_dev_configure", unsafe {
+            ffi::rte_eth_dev_configure(self.id.0, conf.rx_queues, conf.tx_queues, &c)
+        })?;
+        let mut nrx = if conf.rx_desc == 0 {
+            1024
+        } else {
+            conf.rx_desc
+        };
+        let mut ntx = if conf.tx_desc == 0 {
+            1024
+        } else {
+            conf.tx_desc
+        };
+        // SAFETY: valid out pointers.
+        check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+            ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id.0, &mut nrx, &mut ntx)
+        })?;
+        let socket = self.socket_id() as u32;
+        let mut rxq = Vec::new();
+        for q in 0..conf.rx_queues {
+            // SAFETY: the pool outlives the port (pools are never freed); NULL rxconf = defaults.
+            check("rte_eth_rx_queue_setup", unsafe {
+                ffi::rte_eth_rx_queue_setup(
+                    self.id.0,
+                    q,
+                    nrx,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            })?;
+            rxq.push(RxQueue {
+                port: self.id.0,
+                queue: q,
+            });
+        }
+        let mut txq = Vec::new();
+        for q in 0..conf.tx_queues {
+            // SAFETY: NULL txconf = driver defaults.
+            check("rte_eth_tx_queue_setup", unsafe {
+                ffi::rte_eth_tx_queue_setup(self.id.0, q, ntx, socket, std::ptr::null())
+            })?;
+            txq.push(TxQueue {
+                port: self.id.0,
+                queue: q,
+            });
+        }
+        Ok((rxq, txq))
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: port configured with queues set up.
+        check("rte_eth_dev_start", unsafe {
+            ffi::rte_eth_dev_start(self.id.0)
+        })?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the port. After this, bursts on its queues return 0 (DPDK swaps in dummy burst
+    /// functions), so a late worker cannot touch freed driver state.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.started {
+            // SAFETY: plain call on a started port.
+            check("rte_eth_dev_stop", unsafe {
+                ffi::rte_eth_dev_stop(self.id.0)
+            })?;
+            self.started = false;
+        }
+        Ok(())
+    }
+
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<()> {
+        // SAFETY: plain calls on a valid port id.
+        let ret = unsafe {
+            if on {
+                ffi::rte_eth_promiscuous_enable(self.id.0)
+            } else {
+                ffi::rte_eth_promiscuous_disable(self.id.0)
+            }
+        };
+        check("rte_eth_promiscuous", ret).map(|_| ())
+    }
+
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut a = ffi::rte_ether_addr::default();
+        // SAFETY: valid out pointer.
+        check("rte_eth_macaddr_get", unsafe {
+            ffi::rte_eth_macaddr_get(self.id.0, &mut a)
+        })?;
+        Ok(a.addr_bytes)
+    }
+
+    pub fn link(&self) -> LinkStatus {
+        let mut l = ffi::rte_eth_link::default();
+        // SAFETY: valid out pointer; nowait never blocks.
+        let ret = unsafe { ffi::rte_eth_link_get_nowait(self.id.0, &mut l) };
+        if ret < 0 {
+            return LinkStatus {
+                up: false,
+                speed_mbps: 0,
+                full_duplex: false,
+            };
+        }
+        LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        }
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        stats_of(self.id)
+    }
+
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        xstats_of(self.id)
+    }
+}
+
+/// Hardware counters of a port, readable from any thread (the management core polls them while
+/// workers run).
+pub fn stats_of(id: PortId) -> Result<PortStats> {
+    let mut s = ffi::rte_eth_stats::default();
+    // SAFETY: valid out pointer.
+    check("rte_eth_stats_get", unsafe {
+        ffi::rte_eth_stats_get(id.0, &mut s)
+    })?;
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+/// Extended counters of a port: (name, value) pairs.
+pub fn xstats_of(id: PortId) -> Result<Vec<(String, u64)>> {
+    // SAFETY: NULL with n=0 asks for the count.
+    let n = check("rte_eth_xstats_get_names", unsafe {
+        ffi::rte_eth_xstats_get_names(id.0, std::ptr::null_mut(), 0)
+    })? as usize;
+    let mut names = vec![ffi::rte_eth_xstat_name::default(); n];
+    let mut vals = vec![ffi::rte_eth_xstat::default(); n];
+    // SAFETY: both arrays hold n elements.
+    let got_n = check("rte_eth_xstats_get_names", unsafe {
+        ffi::rte_eth_xstats_get_names(id.0, names.as_mut_ptr(), n as u32)
+    })? as usize;
+    // SAFETY: as above.
+    let got_v = check("rte_eth_xstats_get", unsafe {
+        ffi::rte_eth_xstats_get(id.0, vals.as_mut_ptr(), n as u32)
+    })? as usize;
+    let mut out = Vec::with_capacity(n);
+    for v in vals.iter().take(got_v.min(n)) {
+        let idx = v.id as usize;
+        if idx < got_n.min(n) {
+            // SAFETY: DPDK NUL-terminates every name within its 64-byte array.
+            let name = unsafe { CStr::from_ptr(names[idx].name.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            out.push((name, v.value));
+        }
+    }
+    Ok(out)
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // SAFETY: the port is stopped; closing releases its driver resources. Queue handles that
+        // may still exist only reach DPDK's dummy burst functions afterwards.
+        unsafe {
+            ffi::rte_eth_dev_close(self.id.0);
+        }
+    }
+}
+
+/// An RX queue, owned by one lcore (not Clone, so two lcores cannot poll it).
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+}
+
+/// A TX queue, owned by one lcore.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> PortId {
+        PortId(self.port)
+    }
+    pub fn queue(&self) -> QueueId {
+        QueueId(self.queue)
+    }
+
+    /// Receives up to the free room of `burst`; returns how many arrived.
+    #[inline(always)]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (ptr, room) = burst.spare_raw();
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: ptr has room for `room` mbuf pointers; this queue is polled by one lcore
+        // only (RxQueue is not Clone/Sync); received mbufs become owned by the burst.
+        unsafe {
+            let n = ffi::rte_eth_rx_burst(self.port, self.queue, ptr, room as u16) as usize;
+            burst.commit(n);
+            n
+        }
+    }
+}
+
+impl TxQueue {
+    pub fn port(&self) -> PortId {
+        PortId(self.port)
+    }
+    pub fn queue(&self) -> QueueId {
+        QueueId(self.queue)
+    }
+
+    /// Transmits the burst; mbufs the driver did not take stay in `burst` (front-compacted).
+    /// Returns how many were sent.
+    #[inline(always)]
+    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (ptr, len) = burst.filled_raw();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: ptr holds len owned mbufs; the driver takes ownership of the first n it
+        // returns, which are then removed from the burst. One lcore per TX queue.
+        unsafe {
+            let n = ffi::rte_eth_tx_burst(self.port, self.queue, ptr, len as u16) as usize;
+            burst.consumed_front(n);
+            n
+        }
+    }
+}

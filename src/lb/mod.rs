@@ -1,0 +1,37 @@
+//! The IPVS core, sans-IO. Nothing here knows about DPDK, sockets or threads: functions take a
+//! packet buffer, the role of the port it arrived on and the time, and return a verdict.
+
+pub mod sched;
+
+/// Which of the appliance's two ports a packet arrived on (or leaves by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRole {
+    /// Faces clients; carries the VIPs.
+    Public,
+    /// Faces the real servers; carries the DIP.
+    Private,
+}
+
+impl PortRole {
+    pub const ALL: [PortRole; 2] = [PortRole::Public, PortRole::Private];
+
+    pub fn index(self) -> usize {
+        match self {
+            PortRole::Public => 0,
+            PortRole::Private => 1,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PortRole::Public => "public",
+            PortRole::Private => "private",
+        }
+    }
+}
+
+/// Monotonic time in nanoseconds since an arbitrary epoch (the dataplane derives it from the TSC).
+pub type Time = u64;
+
+pub const NANOS_PER_SEC: Time = 1_000_000_000;

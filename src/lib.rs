@@ -1,0 +1,16 @@
+//! rvs: the Linux Virtual Server NAT model as a DPDK poll-mode appliance.
+//!
+//! Layers (see docs/architecture.md):
+//! - [`dpdk`]: the only module with `unsafe`: generated FFI and safe wrappers.
+//! - [`net`]: zero-copy header views and checksums; no DPDK types.
+//! - [`lb`]: the IPVS core, sans-IO: bytes, a port role and a time in, verdicts out.
+//! - [`dataplane`]: the worker loop tying ports, `net` and `lb` together.
+//! - [`control`]: the management core: control socket, config publication, stats.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod dataplane;
+pub mod dpdk;
+pub mod lb;
+pub mod net;
