@@ -1,0 +1,569 @@
+//! The appliance configuration file (TOML), documented in docs/config.md.
+//!
+//! Everything here is validated before EAL starts, so a bad file fails fast with one clear line
+//! and touches nothing.
+
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("{path}: {msg}")]
+    Parse { path: String, msg: String },
+    #[error("{path}: {msg}")]
+    Invalid { path: String, msg: String },
+}
+
+/// EAL settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// CPUs the appliance may use; the management core takes the first, workers the others
+    /// (wrapping around when there are more workers than CPUs). Default: all online CPUs.
+    #[serde(default)]
+    pub cpus: Vec<u32>,
+    /// Memory in MiB for EAL (-m).
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Run without hugepages (--no-huge). Slower page handling, no setup needed.
+    #[serde(default)]
+    pub no_huge: bool,
+    /// EAL --file-prefix, so several instances can run side by side.
+    #[serde(default = "default_prefix")]
+    pub file_prefix: String,
+    /// EAL --log-level (e.g. "error", "notice", "lib.eal:debug").
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Extra EAL arguments, appended verbatim.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn default_memory() -> u32 {
+    1024
+}
+fn default_prefix() -> String {
+    "rvs".into()
+}
+fn default_log_level() -> String {
+    "error".into()
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        EalConfig {
+            cpus: Vec::new(),
+            memory_mb: default_memory(),
+            no_huge: false,
+            file_prefix: default_prefix(),
+            log_level: default_log_level(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One of the two interfaces, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    device: String,
+    #[serde(default)]
+    devargs: String,
+    addresses: Vec<String>,
+    #[serde(default)]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default = "default_mtu")]
+    mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    eal: EalConfig,
+    public: RawInterface,
+    private: RawInterface,
+    #[serde(default)]
+    workers: WorkersConfig,
+    #[serde(default)]
+    tables: TablesConfig,
+    #[serde(default)]
+    control: ControlConfig,
+    #[serde(default)]
+    rules: RulesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Number of worker cores (each polls one RX queue on each port).
+    #[serde(default = "one")]
+    pub count: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig { count: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesConfig {
+    /// Connection-table capacity per worker.
+    #[serde(default = "default_conns")]
+    pub connections: u32,
+    /// Neighbour (ARP) table capacity per port.
+    #[serde(default = "default_neigh")]
+    pub neighbours: u32,
+    /// Mbufs in the packet pool.
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// Packets held per worker while their next hop is being resolved.
+    #[serde(default = "default_hold")]
+    pub arp_hold: u32,
+}
+
+fn default_conns() -> u32 {
+    1 << 20
+}
+fn default_neigh() -> u32 {
+    4096
+}
+fn default_mbufs() -> u32 {
+    16383
+}
+fn default_hold() -> u32 {
+    64
+}
+
+impl Default for TablesConfig {
+    fn default() -> Self {
+        TablesConfig {
+            connections: default_conns(),
+            neighbours: default_neigh(),
+            mbufs: default_mbufs(),
+            arp_hold: default_hold(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Unix socket of the control API.
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// Group allowed to use the socket (besides root).
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/rvs/rvs.sock")
+}
+fn default_group() -> String {
+    "root".into()
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_socket(),
+            group: default_group(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// An `rvsadm -S` (ipvsadm -S) style rules file applied at start.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// An IPv4 address with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl IfAddr {
+    pub fn netmask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix as u32)
+        }
+    }
+
+    /// Whether `ip` is on this address's subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.netmask() == 0
+    }
+}
+
+impl std::fmt::Display for IfAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn parse_ifaddr(s: &str) -> Result<IfAddr, String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("address {s:?} needs a prefix length, e.g. 10.0.0.13/24"))?;
+    let addr: Ipv4Addr = a
+        .parse()
+        .map_err(|_| format!("address {s:?}: {a:?} is not an IPv4 address"))?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|p| (1..=32).contains(p))
+        .ok_or_else(|| format!("address {s:?}: prefix length must be 1..32"))?;
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+        return Err(format!("address {s:?} is not a usable unicast address"));
+    }
+    Ok(IfAddr { addr, prefix })
+}
+
+/// A validated interface.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// DPDK device name: a vdev name (`net_af_packet0`) or a PCI address.
+    pub device: String,
+    /// Device arguments (for vdevs: `iface=...`; for PCI devices: driver devargs, may be empty).
+    pub devargs: String,
+    /// The first address is the primary one (source of ARP requests and ICMP errors).
+    pub addresses: Vec<IfAddr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: u16,
+}
+
+impl Interface {
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_")
+    }
+
+    /// The kernel interface a vdev attaches to (`iface=` devarg), if any.
+    pub fn kernel_iface(&self) -> Option<&str> {
+        self.devargs
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("iface="))
+    }
+
+    pub fn primary(&self) -> Ipv4Addr {
+        self.addresses[0].addr
+    }
+
+    /// Whether `ip` is one of this interface's own addresses.
+    pub fn owns(&self, ip: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|a| a.addr == ip)
+    }
+
+    /// The next hop for `dst` out of this interface: `dst` itself when on-link, else the
+    /// gateway (None when neither applies).
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.addresses.iter().any(|a| a.contains(dst)) {
+            Some(dst)
+        } else {
+            self.gateway
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub eal: EalConfig,
+    pub public: Interface,
+    pub private: Interface,
+    pub workers: WorkersConfig,
+    pub tables: TablesConfig,
+    pub control: ControlConfig,
+    pub rules: RulesConfig,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.display().to_string(),
+            err,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: p.clone(),
+            msg: one_line(&e.to_string()),
+        })?;
+        let invalid = |msg: String| ConfigError::Invalid {
+            path: p.clone(),
+            msg,
+        };
+        let public = interface("public", raw.public).map_err(&invalid)?;
+        let private = interface("private", raw.private).map_err(&invalid)?;
+        if public.device == private.device {
+            return Err(invalid(format!(
+                "public and private use the same device {:?}",
+                public.device
+            )));
+        }
+        for a in &public.addresses {
+            if private.addresses.iter().any(|b| b.addr == a.addr) {
+                return Err(invalid(format!("address {} is on both interfaces", a.addr)));
+            }
+        }
+        if raw.workers.count == 0 || raw.workers.count > 64 {
+            return Err(invalid("workers.count must be 1..64".into()));
+        }
+        if raw.tables.connections < 1024 || raw.tables.connections > (1 << 28) {
+            return Err(invalid(
+                "tables.connections must be 1024..268435456 per worker".into(),
+            ));
+        }
+        if raw.tables.neighbours < 16 || raw.tables.neighbours > (1 << 20) {
+            return Err(invalid("tables.neighbours must be 16..1048576".into()));
+        }
+        if raw.tables.mbufs < 1023 {
+            return Err(invalid("tables.mbufs must be at least 1023".into()));
+        }
+        if raw.tables.arp_hold == 0 || raw.tables.arp_hold > 4096 {
+            return Err(invalid("tables.arp_hold must be 1..4096".into()));
+        }
+        if raw.eal.memory_mb < 64 {
+            return Err(invalid("eal.memory_mb must be at least 64".into()));
+        }
+        if raw.control.socket.as_os_str().is_empty() || !raw.control.socket.is_absolute() {
+            return Err(invalid("control.socket must be an absolute path".into()));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            eal: raw.eal,
+            public,
+            private,
+            workers: raw.workers,
+            tables: raw.tables,
+            control: raw.control,
+            rules: raw.rules,
+        })
+    }
+
+    /// The CPUs to use: configured, or all online ones.
+    pub fn cpus(&self) -> Vec<u32> {
+        if !self.eal.cpus.is_empty() {
+            return self.eal.cpus.clone();
+        }
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (0..n as u32).collect()
+    }
+
+    /// The EAL argument vector (argv[0] included). Lcore 0 is the management core; lcores
+    /// 1..=workers are the workers, mapped onto the CPUs round-robin after the first.
+    pub fn eal_args(&self) -> Vec<String> {
+        let cpus = self.cpus();
+        let mut lcores = vec![format!("0@{}", cpus[0])];
+        for w in 0..self.workers.count as usize {
+            let cpu = if cpus.len() > 1 {
+                cpus[1 + w % (cpus.len() - 1)]
+            } else {
+                cpus[0]
+            };
+            lcores.push(format!("{}@{}", w + 1, cpu));
+        }
+        let mut a = vec![
+            "rvs".to_string(),
+            "--lcores".into(),
+            lcores.join(","),
+            "--main-lcore".into(),
+            "0".into(),
+            "--file-prefix".into(),
+            self.eal.file_prefix.clone(),
+            "--log-level".into(),
+            self.eal.log_level.clone(),
+            "-m".into(),
+            self.eal.memory_mb.to_string(),
+        ];
+        if self.eal.no_huge {
+            a.push("--no-huge".into());
+            a.push("--no-shconf".into());
+        } else {
+            a.push("--in-memory".into());
+        }
+        let any_pci = !self.public.is_vdev() || !self.private.is_vdev();
+        if !any_pci {
+            a.push("--no-pci".into());
+        }
+        for i in [&self.public, &self.private] {
+            if i.is_vdev() {
+                a.push("--vdev".into());
+                if i.devargs.is_empty() {
+                    a.push(i.device.clone());
+                } else {
+                    a.push(format!("{},{}", i.device, i.devargs));
+                }
+            } else {
+                a.push("-a".into());
+                if i.devargs.is_empty() {
+                    a.push(i.device.clone());
+                } else {
+                    a.push(format!("{},{}", i.device, i.devargs));
+                }
+            }
+        }
+        a.extend(self.eal.extra_args.iter().cloned());
+        a
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
+    if r.device.trim().is_empty() {
+        return Err(format!("{role}.device is empty"));
+    }
+    if r.device.contains([',', ' ']) {
+        return Err(format!(
+            "{role}.device {:?} must be a bare device name; put options in {role}.devargs",
+            r.device
+        ));
+    }
+    if r.addresses.is_empty() {
+        return Err(format!("{role}.addresses needs at least one address"));
+    }
+    let addresses = r
+        .addresses
+        .iter()
+        .map(|s| parse_ifaddr(s).map_err(|e| format!("{role}.addresses: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, a) in addresses.iter().enumerate() {
+        if addresses[..i].iter().any(|b| b.addr == a.addr) {
+            return Err(format!("{role}.addresses: {} listed twice", a.addr));
+        }
+    }
+    if let Some(gw) = r.gateway {
+        if !addresses.iter().any(|a| a.contains(gw)) {
+            return Err(format!(
+                "{role}.gateway {gw} is not on any subnet of {role}.addresses"
+            ));
+        }
+    }
+    if !(576..=9600).contains(&r.mtu) {
+        return Err(format!("{role}.mtu must be 576..9600"));
+    }
+    Ok(Interface {
+        device: r.device,
+        devargs: r.devargs,
+        addresses,
+        gateway: r.gateway,
+        mtu: r.mtu,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = r#"
+[eal]
+cpus = [0, 1]
+memory_mb = 512
+[public]
+device = "net_af_packet0"
+devargs = "iface=rvs-pub"
+addresses = ["10.0.0.13/24"]
+[private]
+device = "net_af_packet1"
+devargs = "iface=rvs-priv"
+addresses = ["192.168.8.13/24"]
+[workers]
+count = 2
+"#;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn lab_config_parses_with_defaults() {
+        let c = parse(LAB).unwrap();
+        assert_eq!(c.public.primary(), Ipv4Addr::new(10, 0, 0, 13));
+        assert_eq!(c.public.kernel_iface(), Some("rvs-pub"));
+        assert_eq!(c.private.mtu, 1500);
+        assert_eq!(c.control.socket, PathBuf::from("/run/rvs/rvs.sock"));
+        assert_eq!(c.tables.connections, 1 << 20);
+        let a = c.eal_args();
+        let lc = a.iter().position(|x| x == "--lcores").unwrap();
+        assert_eq!(a[lc + 1], "0@0,1@1,2@1");
+        assert!(a.contains(&"--no-pci".to_string()));
+        assert!(a.contains(&"net_af_packet0,iface=rvs-pub".to_string()));
+    }
+
+    #[test]
+    fn next_hop_on_link_or_gateway() {
+        let c = parse(&LAB.replace(
+            "addresses = [\"10.0.0.13/24\"]",
+            "addresses = [\"10.0.0.13/24\"]\ngateway = \"10.0.0.1\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.public.next_hop(Ipv4Addr::new(10, 0, 0, 12)),
+            Some(Ipv4Addr::new(10, 0, 0, 12))
+        );
+        assert_eq!(
+            c.public.next_hop(Ipv4Addr::new(8, 8, 8, 8)),
+            Some(Ipv4Addr::new(10, 0, 0, 1))
+        );
+        assert_eq!(c.private.next_hop(Ipv4Addr::new(8, 8, 8, 8)), None);
+    }
+
+    #[test]
+    fn bad_configs_give_one_clear_line() {
+        let cases = [
+            (
+                LAB.replace("10.0.0.13/24", "10.0.0.13"),
+                "needs a prefix length",
+            ),
+            (
+                LAB.replace("10.0.0.13/24", "10.0.0.300/24"),
+                "not an IPv4 address",
+            ),
+            (LAB.replace("count = 2", "count = 0"), "workers.count"),
+            (
+                LAB.replace("net_af_packet1", "net_af_packet0"),
+                "same device",
+            ),
+            (LAB.replace("[workers]", "[wrkers]"), "unknown field"),
+            (
+                LAB.replace("memory_mb = 512", "memory_mb = \"x\""),
+                "invalid type",
+            ),
+            ("garbage = [".to_string(), "t.toml"),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+            assert!(!e.contains('\n'), "{e:?} should be one line");
+        }
+    }
+}

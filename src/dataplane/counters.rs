@@ -1,0 +1,227 @@
+//! Per-worker counters. Each worker writes only its own block (a relaxed load and store, no
+//! atomic read-modify-write: there is a single writer), the management core reads them all.
+
+use crate::lb::PortRole;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why the dataplane dropped a packet. The names are what operators see in `rvsadm --stats-ports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Frame shorter than an Ethernet header.
+    Runt,
+    /// Destination MAC neither ours nor broadcast.
+    NotOurMac,
+    /// EtherType other than IPv4 and ARP (IPv6, VLAN-tagged ...).
+    UnsupportedEthertype,
+    /// ARP that is malformed or not Ethernet/IPv4.
+    ArpMalformed,
+    /// ARP request for an address that is not ours, or ARP we have no use for.
+    ArpNotForUs,
+    /// IPv4 header invalid: version, header length, total length, truncated.
+    Ipv4Malformed,
+    /// IPv4 header checksum wrong.
+    Ipv4BadChecksum,
+    /// IPv4 with a source that is not a unicast host (martian).
+    Ipv4BadSource,
+    /// Addressed to the appliance but not something it answers (no service, not an echo).
+    NotLocal,
+    /// ICMP addressed to the appliance that is malformed or unsupported.
+    IcmpUnsupported,
+    /// Multi-segment mbuf (jumbo frames across segments are not processed).
+    Chained,
+    /// No route out of the egress port (destination off-link, no gateway).
+    NoRoute,
+    /// Next hop unresolved and the hold queue is full.
+    ArpHoldFull,
+    /// Next hop did not answer ARP in time.
+    ArpTimeout,
+    /// TX queue full.
+    TxFull,
+    /// No mbuf available to build a reply.
+    NoMbuf,
+    /// Dropped by the load-balancing core (its own counters give the detail).
+    Lb,
+    /// Could not hand a packet to its owner core (ring full).
+    HandoverFull,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 18;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Runt,
+        DropReason::NotOurMac,
+        DropReason::UnsupportedEthertype,
+        DropReason::ArpMalformed,
+        DropReason::ArpNotForUs,
+        DropReason::Ipv4Malformed,
+        DropReason::Ipv4BadChecksum,
+        DropReason::Ipv4BadSource,
+        DropReason::NotLocal,
+        DropReason::IcmpUnsupported,
+        DropReason::Chained,
+        DropReason::NoRoute,
+        DropReason::ArpHoldFull,
+        DropReason::ArpTimeout,
+        DropReason::TxFull,
+        DropReason::NoMbuf,
+        DropReason::Lb,
+        DropReason::HandoverFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Runt => "runt",
+            DropReason::NotOurMac => "not_our_mac",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::ArpMalformed => "arp_malformed",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::Ipv4Malformed => "ipv4_malformed",
+            DropReason::Ipv4BadChecksum => "ipv4_bad_checksum",
+            DropReason::Ipv4BadSource => "ipv4_bad_source",
+            DropReason::NotLocal => "not_local",
+            DropReason::IcmpUnsupported => "icmp_unsupported",
+            DropReason::Chained => "chained_mbuf",
+            DropReason::NoRoute => "no_route",
+            DropReason::ArpHoldFull => "arp_hold_full",
+            DropReason::ArpTimeout => "arp_timeout",
+            DropReason::TxFull => "tx_full",
+            DropReason::NoMbuf => "no_mbuf",
+            DropReason::Lb => "lb",
+            DropReason::HandoverFull => "handover_full",
+        }
+    }
+}
+
+/// Single-writer counter increment: the owner core is the only writer, so a plain load and
+/// store (no lock prefix) is exact; readers on other cores see a recent value.
+#[inline(always)]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// One worker's counters for one port.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// ARP requests answered, ICMP echo requests answered.
+    pub arp_replies: AtomicU64,
+    pub echo_replies: AtomicU64,
+    /// Packets this worker received on this port and handed to another core (the owner).
+    pub handed_over: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline(always)]
+    pub fn drop(&self, r: DropReason) {
+        bump(&self.drops[r as usize], 1);
+    }
+}
+
+/// All counters of one worker, cache-line aligned so workers never share a line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    pub ports: [PortCounters; 2],
+    /// Packets received from other cores over handover rings (processed here as their owner).
+    pub handed_in: AtomicU64,
+    /// Poll-loop iterations (shows the worker is alive).
+    pub loops: AtomicU64,
+}
+
+impl WorkerCounters {
+    #[inline(always)]
+    pub fn port(&self, role: PortRole) -> &PortCounters {
+        &self.ports[role.index()]
+    }
+}
+
+/// A plain copy of counters, for reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortCountersSnapshot {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub arp_replies: u64,
+    pub echo_replies: u64,
+    pub handed_over: u64,
+    /// (reason, count) for every reason, zeros included, in a fixed order.
+    pub drops: Vec<(String, u64)>,
+}
+
+impl PortCountersSnapshot {
+    pub fn of(c: &PortCounters) -> Self {
+        PortCountersSnapshot {
+            rx_packets: c.rx_packets.load(Relaxed),
+            rx_bytes: c.rx_bytes.load(Relaxed),
+            tx_packets: c.tx_packets.load(Relaxed),
+            tx_bytes: c.tx_bytes.load(Relaxed),
+            arp_replies: c.arp_replies.load(Relaxed),
+            echo_replies: c.echo_replies.load(Relaxed),
+            handed_over: c.handed_over.load(Relaxed),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))
+                .collect(),
+        }
+    }
+
+    /// Adds another snapshot (to total over workers).
+    pub fn add(&mut self, o: &PortCountersSnapshot) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.arp_replies += o.arp_replies;
+        self.echo_replies += o.echo_replies;
+        self.handed_over += o.handed_over;
+        if self.drops.is_empty() {
+            self.drops = o.drops.clone();
+        } else {
+            for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+                a.1 += b.1;
+            }
+        }
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.1).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_complete_and_named_uniquely() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn snapshot_sums_workers() {
+        let a = WorkerCounters::default();
+        let b = WorkerCounters::default();
+        bump(&a.ports[0].rx_packets, 3);
+        bump(&b.ports[0].rx_packets, 4);
+        a.ports[0].drop(DropReason::Ipv4BadChecksum);
+        b.ports[0].drop(DropReason::Ipv4BadChecksum);
+        let mut t = PortCountersSnapshot::of(&a.ports[0]);
+        t.add(&PortCountersSnapshot::of(&b.ports[0]));
+        assert_eq!(t.rx_packets, 7);
+        assert_eq!(t.total_drops(), 2);
+        let bad = t.drops.iter().find(|d| d.0 == "ipv4_bad_checksum").unwrap();
+        assert_eq!(bad.1, 2);
+    }
+}

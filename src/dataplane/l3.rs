@@ -1,0 +1,351 @@
+//! What a worker does with a received frame before load balancing: Ethernet and ARP handling,
+//! IPv4 header validation, ICMP echo for the appliance's own addresses. Pure functions over
+//! bytes (no DPDK types), so they are unit-tested without hugepages.
+
+use super::counters::DropReason;
+use crate::config::Interface;
+use crate::lb::PortRole;
+use crate::net::arp::{self, ArpPacket, Operation};
+use crate::net::ethernet::{self, EtherType, EthernetFrame};
+use crate::net::icmp;
+use crate::net::ipv4::{Ipv4Packet, Protocol};
+use crate::net::{is_unicast_host, MacAddr};
+use std::net::Ipv4Addr;
+
+/// What the worker knows about one of its ports.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub role: PortRole,
+    pub mac: MacAddr,
+    pub iface: Interface,
+}
+
+/// The outcome of receiving one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rx {
+    /// The frame was rewritten in place into a reply of `len` bytes; send it back out of the
+    /// port it came in on (Ethernet addresses already swapped).
+    Reply {
+        len: usize,
+        kind: ReplyKind,
+    },
+    /// ARP that only teaches us a neighbour (a reply, or a request for someone else).
+    Consumed,
+    /// A valid IPv4 packet for the load balancer; its header starts at `l3`.
+    Ipv4 {
+        l3: usize,
+    },
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Arp,
+    Echo,
+}
+
+/// A neighbour learned from ARP: (address, MAC, solicited-or-for-us).
+pub type Learned = Option<(Ipv4Addr, MacAddr, bool)>;
+
+/// Handles one received frame. `learned` is set when ARP taught us a neighbour, whatever the
+/// outcome (the management core maintains the table).
+pub fn receive(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
+    *learned = None;
+    let (dst, ethertype) = match EthernetFrame::new_checked(&*frame) {
+        Ok(eth) => (eth.dst(), eth.ethertype()),
+        Err(_) => return Rx::Drop(DropReason::Runt),
+    };
+    if dst != port.mac && !dst.is_broadcast() {
+        return Rx::Drop(DropReason::NotOurMac);
+    }
+    match ethertype {
+        EtherType::IPV4 if dst == port.mac => ipv4(frame, port),
+        EtherType::IPV4 => Rx::Drop(DropReason::NotOurMac),
+        EtherType::ARP => arp_in(frame, port, learned),
+        _ => Rx::Drop(DropReason::UnsupportedEthertype),
+    }
+}
+
+fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
+    let (op, sha, spa, tpa) = match ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..]) {
+        Ok(a) => (a.operation(), a.sender_hw(), a.sender_ip(), a.target_ip()),
+        Err(_) => return Rx::Drop(DropReason::ArpMalformed),
+    };
+    let for_us = port.iface.owns(tpa);
+    // Learn only senders on our subnets: anything else could never be a next hop.
+    if is_unicast_host(spa)
+        && !port.iface.owns(spa)
+        && port.iface.addresses.iter().any(|a| a.contains(spa))
+    {
+        *learned = Some((spa, sha, for_us || op == Operation::REPLY));
+    }
+    match op {
+        Operation::REQUEST if for_us && spa != tpa => match arp::reply_in_place(frame, port.mac) {
+            Ok(()) => Rx::Reply {
+                len: frame.len(),
+                kind: ReplyKind::Arp,
+            },
+            Err(_) => Rx::Drop(DropReason::ArpMalformed),
+        },
+        Operation::REQUEST | Operation::REPLY if learned.is_some() => Rx::Consumed,
+        Operation::REQUEST | Operation::REPLY => Rx::Drop(DropReason::ArpNotForUs),
+        _ => Rx::Drop(DropReason::ArpMalformed),
+    }
+}
+
+fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
+    let l3 = ethernet::HEADER_LEN;
+    let (dst, src, proto, echo) = {
+        let ip = match Ipv4Packet::new_checked(&frame[l3..]) {
+            Ok(ip) => ip,
+            Err(_) => return Rx::Drop(DropReason::Ipv4Malformed),
+        };
+        if !ip.verify_checksum() {
+            return Rx::Drop(DropReason::Ipv4BadChecksum);
+        }
+        if !is_unicast_host(ip.src()) {
+            return Rx::Drop(DropReason::Ipv4BadSource);
+        }
+        let echo = ip.protocol() == Protocol::ICMP
+            && !ip.is_fragment()
+            && ip.payload().first() == Some(&icmp::ECHO_REQUEST);
+        (ip.dst(), ip.src(), ip.protocol(), echo)
+    };
+    let _ = (src, proto);
+    if echo && port.iface.owns(dst) {
+        return match icmp::echo_reply_in_place(&mut frame[l3..]) {
+            Ok(ip_len) => {
+                swap_macs(frame);
+                Rx::Reply {
+                    len: l3 + ip_len,
+                    kind: ReplyKind::Echo,
+                }
+            }
+            Err(_) => Rx::Drop(DropReason::IcmpUnsupported),
+        };
+    }
+    Rx::Ipv4 { l3 }
+}
+
+fn swap_macs(frame: &mut [u8]) {
+    let mut d = [0u8; 6];
+    d.copy_from_slice(&frame[0..6]);
+    frame.copy_within(6..12, 0);
+    frame[6..12].copy_from_slice(&d);
+}
+
+/// Writes the Ethernet header for a packet leaving `port` towards `next_hop_mac`.
+#[inline]
+pub fn set_l2(frame: &mut [u8], port: &PortInfo, next_hop_mac: MacAddr) {
+    if frame.len() >= ethernet::HEADER_LEN {
+        frame[0..6].copy_from_slice(&next_hop_mac.0);
+        frame[6..12].copy_from_slice(&port.mac.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IfAddr;
+    use crate::net::checksum;
+
+    const OUR: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x13]);
+    const PEER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x12]);
+
+    fn port() -> PortInfo {
+        PortInfo {
+            role: PortRole::Public,
+            mac: OUR,
+            iface: Interface {
+                device: "net_null0".into(),
+                devargs: String::new(),
+                addresses: vec![IfAddr {
+                    addr: Ipv4Addr::new(10, 0, 0, 13),
+                    prefix: 24,
+                }],
+                gateway: None,
+                mtu: 1500,
+            },
+        }
+    }
+
+    fn arp_request(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        arp::build_request(&mut f, PEER, sender, target).unwrap();
+        f
+    }
+
+    /// Ethernet + IPv4 + ICMP echo request with correct checksums computed here, independently
+    /// of the code under test.
+    fn echo_request(dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&OUR.0);
+        f.extend_from_slice(&PEER.0);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = 20 + 8 + payload.len();
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            64,
+            1,
+            0,
+            0,
+            10,
+            0,
+            0,
+            12,
+        ];
+        ip.extend_from_slice(&dst.octets());
+        let c = naive_csum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut icmp = vec![8, 0, 0, 0, 0xab, 0xcd, 0, 1];
+        icmp.extend_from_slice(payload);
+        let c = naive_csum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    fn naive_csum(b: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        for c in b.chunks(2) {
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], 0])
+            };
+            s += w as u32;
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    #[test]
+    fn arp_request_for_vip_is_answered_and_sender_learned() {
+        let mut f = arp_request(Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 0, 0, 13));
+        let mut l = None;
+        let rx = receive(&mut f, &port(), &mut l);
+        assert_eq!(
+            rx,
+            Rx::Reply {
+                len: 60,
+                kind: ReplyKind::Arp
+            }
+        );
+        assert_eq!(l, Some((Ipv4Addr::new(10, 0, 0, 12), PEER, true)));
+        assert_eq!(&f[0..6], &PEER.0, "to the requester");
+        assert_eq!(&f[6..12], &OUR.0);
+        let a = ArpPacket::new_checked(&f[14..]).unwrap();
+        assert_eq!(a.operation(), Operation::REPLY);
+        assert_eq!(a.sender_hw(), OUR);
+        assert_eq!(a.sender_ip(), Ipv4Addr::new(10, 0, 0, 13));
+        assert_eq!(a.target_ip(), Ipv4Addr::new(10, 0, 0, 12));
+    }
+
+    #[test]
+    fn arp_for_someone_else_is_not_answered() {
+        let mut f = arp_request(Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 0, 0, 99));
+        let mut l = None;
+        assert_eq!(receive(&mut f, &port(), &mut l), Rx::Consumed);
+        assert_eq!(l, Some((Ipv4Addr::new(10, 0, 0, 12), PEER, false)));
+        let mut f = arp_request(Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 0, 0, 99));
+        assert_eq!(
+            receive(&mut f, &port(), &mut l),
+            Rx::Drop(DropReason::ArpNotForUs)
+        );
+        assert_eq!(l, None, "off-subnet senders are not learned");
+    }
+
+    #[test]
+    fn echo_to_vip_is_answered_with_valid_checksums() {
+        let mut f = echo_request(Ipv4Addr::new(10, 0, 0, 13), b"hello, rvs");
+        let n = f.len();
+        let mut l = None;
+        let rx = receive(&mut f, &port(), &mut l);
+        assert_eq!(
+            rx,
+            Rx::Reply {
+                len: n,
+                kind: ReplyKind::Echo
+            }
+        );
+        assert_eq!(&f[0..6], &PEER.0);
+        assert_eq!(&f[6..12], &OUR.0);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src(), Ipv4Addr::new(10, 0, 0, 13));
+        assert_eq!(ip.dst(), Ipv4Addr::new(10, 0, 0, 12));
+        let icmp = &f[34..];
+        assert_eq!(icmp[0], 0, "echo reply");
+        assert_eq!(naive_csum(icmp), 0, "ICMP checksum verifies");
+        assert_eq!(&icmp[8..], b"hello, rvs");
+        let _ = checksum::internet(icmp);
+    }
+
+    #[test]
+    fn echo_to_other_address_goes_to_lb() {
+        let mut f = echo_request(Ipv4Addr::new(10, 0, 0, 77), b"x");
+        let mut l = None;
+        assert_eq!(receive(&mut f, &port(), &mut l), Rx::Ipv4 { l3: 14 });
+    }
+
+    #[test]
+    fn malformed_ipv4_is_dropped_by_reason() {
+        let good = echo_request(Ipv4Addr::new(10, 0, 0, 13), b"abcd");
+        let mut l = None;
+        let mut bad_csum = good.clone();
+        bad_csum[24] ^= 0xff;
+        assert_eq!(
+            receive(&mut bad_csum, &port(), &mut l),
+            Rx::Drop(DropReason::Ipv4BadChecksum)
+        );
+        let mut truncated = good[..30].to_vec();
+        assert_eq!(
+            receive(&mut truncated, &port(), &mut l),
+            Rx::Drop(DropReason::Ipv4Malformed)
+        );
+        let mut v6 = good.clone();
+        v6[14] = 0x65;
+        assert_eq!(
+            receive(&mut v6, &port(), &mut l),
+            Rx::Drop(DropReason::Ipv4Malformed)
+        );
+        let mut runt = good[..10].to_vec();
+        assert_eq!(
+            receive(&mut runt, &port(), &mut l),
+            Rx::Drop(DropReason::Runt)
+        );
+        let mut other_mac = good.clone();
+        other_mac[0] = 0x04;
+        assert_eq!(
+            receive(&mut other_mac, &port(), &mut l),
+            Rx::Drop(DropReason::NotOurMac)
+        );
+        let mut ipv6 = good.clone();
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(
+            receive(&mut ipv6, &port(), &mut l),
+            Rx::Drop(DropReason::UnsupportedEthertype)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn receive_never_panics(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), fix_mac in proptest::prelude::any::<bool>()) {
+            if fix_mac && bytes.len() >= 6 {
+                bytes[0..6].copy_from_slice(&OUR.0);
+            }
+            let mut l = None;
+            let _ = receive(&mut bytes, &port(), &mut l);
+        }
+    }
+}
