@@ -4,3 +4,5 @@
 pub mod counters;
 pub mod l3;
 pub mod neigh;
+pub mod shared;
+pub mod worker;

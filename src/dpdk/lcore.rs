@@ -36,10 +36,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: arg is the Box<Job> leaked by `launch` for exactly this call; reclaimed once.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
     // A panic must not unwind into C; turn it into a failure code.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-        Ok(code) => code,
-        Err(_) => -1,
-    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 /// A launched job; `wait` (or drop) joins it.

@@ -1,0 +1,161 @@
+//! State shared between the management core and the workers. Workers only read it (or write
+//! their own counters), and never block on it.
+
+use super::counters::WorkerCounters;
+use super::l3::PortInfo;
+use super::neigh::NeighSnapshot;
+use crate::lb::PortRole;
+use crate::net::MacAddr;
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A value the management core replaces wholesale and workers pick up between bursts: one
+/// atomic load of the generation per burst in the steady state, an Arc clone on change.
+#[derive(Debug)]
+pub struct Published<T> {
+    gen: AtomicU64,
+    val: ArcSwap<T>,
+}
+
+impl<T> Published<T> {
+    pub fn new(v: T) -> Self {
+        Published {
+            gen: AtomicU64::new(1),
+            val: ArcSwap::from_pointee(v),
+        }
+    }
+
+    pub fn publish(&self, v: T) {
+        self.val.store(Arc::new(v));
+        self.gen.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.gen.load(Ordering::Acquire)
+    }
+
+    pub fn load(&self) -> Arc<T> {
+        self.val.load_full()
+    }
+}
+
+/// A worker's local view of a [`Published`] value.
+#[derive(Debug)]
+pub struct Subscribed<T> {
+    gen: u64,
+    pub cur: Arc<T>,
+}
+
+impl<T> Subscribed<T> {
+    pub fn new(p: &Published<T>) -> Self {
+        let gen = p.generation();
+        Subscribed { gen, cur: p.load() }
+    }
+
+    /// Picks up a newer value; returns whether it changed.
+    #[inline(always)]
+    pub fn refresh(&mut self, p: &Published<T>) -> bool {
+        let g = p.generation();
+        if g == self.gen {
+            return false;
+        }
+        self.gen = g;
+        self.cur = p.load();
+        true
+    }
+}
+
+/// Messages from workers to the management core about neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighEvent {
+    /// ARP taught us `ip` is at `mac`.
+    Learned {
+        port: PortRole,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        solicited: bool,
+    },
+    /// A worker has packets for `ip` and no MAC.
+    Want { port: PortRole, ip: Ipv4Addr },
+}
+
+/// Everything the management core and the workers share.
+#[derive(Debug)]
+pub struct Shared {
+    pub running: AtomicBool,
+    pub ports: [PortInfo; 2],
+    pub counters: Vec<WorkerCounters>,
+    pub neigh: [Published<NeighSnapshot>; 2],
+    /// Workers -> management core; lock-free and bounded (a full queue loses an event, which
+    /// the next packet for that neighbour raises again).
+    pub events: ArrayQueue<NeighEvent>,
+    pub tsc_hz: u64,
+}
+
+impl Shared {
+    pub fn new(ports: [PortInfo; 2], workers: usize, tsc_hz: u64) -> Self {
+        Shared {
+            running: AtomicBool::new(true),
+            ports,
+            counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
+            neigh: [
+                Published::new(NeighSnapshot::default()),
+                Published::new(NeighSnapshot::default()),
+            ],
+            events: ArrayQueue::new(4096),
+            tsc_hz,
+        }
+    }
+
+    pub fn port(&self, role: PortRole) -> &PortInfo {
+        &self.ports[role.index()]
+    }
+}
+
+/// Converts TSC ticks to nanoseconds with one multiply and shift (no division per burst).
+#[derive(Debug, Clone, Copy)]
+pub struct TscClock {
+    mult: u128,
+}
+
+impl TscClock {
+    pub fn new(hz: u64) -> Self {
+        let hz = hz.max(1) as u128;
+        TscClock {
+            mult: (1_000_000_000u128 << 32) / hz,
+        }
+    }
+
+    #[inline(always)]
+    pub fn ns(&self, tsc: u64) -> u64 {
+        ((tsc as u128 * self.mult) >> 32) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsc_clock_converts() {
+        let c = TscClock::new(2_500_000_000);
+        let one_sec = c.ns(2_500_000_000) as i64;
+        assert!((one_sec - 1_000_000_000).abs() <= 1, "{one_sec}");
+        let err = (c.ns(25_000_000_000_000) as i128 - 10_000_000_000_000i128).abs();
+        assert!(err < 10_000, "{err}");
+    }
+
+    #[test]
+    fn subscription_sees_new_values_once() {
+        let p = Published::new(1u32);
+        let mut s = Subscribed::new(&p);
+        assert!(!s.refresh(&p));
+        p.publish(2);
+        assert!(s.refresh(&p));
+        assert_eq!(*s.cur, 2);
+        assert!(!s.refresh(&p));
+    }
+}
