@@ -4,6 +4,9 @@ use super::mbuf::{Burst, Mempool};
 use super::{check, ffi, Error, Result};
 use std::ffi::{CStr, CString};
 
+/// The NIC counters as reported over the control socket.
+pub type PortStatsReport = PortStats;
+
 /// A DPDK port id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortId(pub u16);
@@ -54,7 +57,7 @@ pub struct LinkStatus {
 }
 
 /// The port's basic hardware counters.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortStats {
     pub ipackets: u64,
     pub opackets: u64,
@@ -277,21 +280,7 @@ impl Port {
     }
 
     pub fn link(&self) -> LinkStatus {
-        let mut l = ffi::rte_eth_link::default();
-        // SAFETY: valid out pointer; nowait never blocks.
-        let ret = unsafe { ffi::rte_eth_link_get_nowait(self.id.0, &mut l) };
-        if ret < 0 {
-            return LinkStatus {
-                up: false,
-                speed_mbps: 0,
-                full_duplex: false,
-            };
-        }
-        LinkStatus {
-            up: l.link_status() != 0,
-            speed_mbps: l.link_speed,
-            full_duplex: l.link_duplex() != 0,
-        }
+        link_of(self.id)
     }
 
     pub fn stats(&self) -> Result<PortStats> {
@@ -300,6 +289,25 @@ impl Port {
 
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
         xstats_of(self.id)
+    }
+}
+
+/// Link state of a port by id, from any thread.
+pub fn link_of(id: PortId) -> LinkStatus {
+    let mut l = ffi::rte_eth_link::default();
+    // SAFETY: valid out pointer; nowait never blocks.
+    let ret = unsafe { ffi::rte_eth_link_get_nowait(id.0, &mut l) };
+    if ret < 0 {
+        return LinkStatus {
+            up: false,
+            speed_mbps: 0,
+            full_duplex: false,
+        };
+    }
+    LinkStatus {
+        up: l.link_status() != 0,
+        speed_mbps: l.link_speed,
+        full_duplex: l.link_duplex() != 0,
     }
 }
 

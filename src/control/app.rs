@@ -1,0 +1,462 @@
+//! Bringing the appliance up and down, and the management core's loop (on the main lcore):
+//! neighbour resolution, gratuitous ARP, signals. Workers run on the other lcores.
+
+use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
+use super::server::{self, Handler};
+use crate::config::{Config, Interface};
+use crate::dataplane::counters::PortCountersSnapshot;
+use crate::dataplane::l3::PortInfo;
+use crate::dataplane::neigh::{NeighActions, NeighRow, NeighTable, NeighTimers};
+use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
+use crate::dataplane::worker::Worker;
+use crate::dpdk::port::{stats_of, PortConf};
+use crate::dpdk::{self, Eal, Mempool, Port, PortId, RingTx};
+use crate::lb::PortRole;
+use crate::net::{arp, MacAddr};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Startup failures, each a one-line message for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Control(#[from] server::ServerError),
+    #[error("{0}")]
+    Precheck(String),
+    #[error("DPDK: {0}")]
+    Dpdk(#[from] dpdk::Error),
+}
+
+/// Checks what can be checked before EAL touches anything.
+fn precheck(cfg: &Config) -> Result<(), AppError> {
+    for (role, i) in [("public", &cfg.public), ("private", &cfg.private)] {
+        if let Some(ifname) = i.kernel_iface() {
+            if !std::path::Path::new("/sys/class/net").join(ifname).exists() {
+                return Err(AppError::Precheck(format!(
+                    "{role} interface: kernel interface {ifname:?} (device {}) does not exist",
+                    i.device
+                )));
+            }
+        }
+    }
+    if !cfg.eal.no_huge {
+        let free = free_hugepage_mb();
+        if free < cfg.eal.memory_mb as u64 {
+            return Err(AppError::Precheck(format!(
+                "hugepages: {free} MiB free, {} MiB needed (eal.memory_mb); reserve them with \
+                 scripts/setup-host.sh or set eal.no_huge = true",
+                cfg.eal.memory_mb
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Free hugepage memory in MiB over all page sizes.
+fn free_hugepage_mb() -> u64 {
+    let Ok(dirs) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return 0;
+    };
+    let mut total_kb = 0u64;
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().to_string();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let free = std::fs::read_to_string(d.path().join("free_hugepages"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        total_kb += kb * free;
+    }
+    total_kb / 1024
+}
+
+/// The running appliance, as the control handler sees it.
+struct Mgmt {
+    shared: Arc<Shared>,
+    port_ids: [PortId; 2],
+    drivers: [String; 2],
+    lcores: Vec<u32>,
+    neigh: Mutex<[NeighTable; 2]>,
+    clock: TscClock,
+}
+
+impl Handler for Mgmt {
+    fn handle(&self, req: Request) -> Response {
+        match req {
+            Request::Ping => Response::ok(serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+            })),
+            Request::PortStats => self.port_stats(),
+            Request::Neighbours => {
+                let now = self.clock.ns(dpdk::tsc());
+                let t = self.neigh.lock().unwrap_or_else(|e| e.into_inner());
+                let rows: Vec<(String, Vec<NeighRow>)> = PortRole::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), t[r.index()].rows(now)))
+                    .collect();
+                json_ok(&NeighReply { ports: rows })
+            }
+        }
+    }
+}
+
+fn json_ok<T: serde::Serialize>(v: &T) -> Response {
+    match serde_json::to_value(v) {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(format!("internal error: {e}"), 255),
+    }
+}
+
+impl Mgmt {
+    fn port_stats(&self) -> Response {
+        let mut ports = Vec::new();
+        for role in PortRole::ALL {
+            let info = self.shared.port(role);
+            let mut sw = PortCountersSnapshot::default();
+            for w in &self.shared.counters {
+                sw.add(&PortCountersSnapshot::of(w.port(role)));
+            }
+            let link = link_of(self.port_ids[role.index()]);
+            ports.push(PortReport {
+                role: role.name().into(),
+                device: info.iface.device.clone(),
+                driver: self.drivers[role.index()].clone(),
+                mac: info.mac.to_string(),
+                addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
+                link_up: link.up,
+                speed_mbps: link.speed_mbps,
+                hw: stats_of(self.port_ids[role.index()]).unwrap_or_default(),
+                sw,
+            });
+        }
+        let workers = self
+            .shared
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WorkerReport {
+                worker: i,
+                lcore: self.lcores.get(i).copied().unwrap_or(0),
+                handed_in: w.handed_in.load(Ordering::Relaxed),
+                loops: w.loops.load(Ordering::Relaxed),
+                ports: PortRole::ALL
+                    .iter()
+                    .map(|r| PortCountersSnapshot::of(w.port(*r)))
+                    .collect(),
+            })
+            .collect();
+        json_ok(&PortStatsReply { ports, workers })
+    }
+}
+
+fn link_of(id: PortId) -> dpdk::LinkStatus {
+    // Link state through a temporary handle would close the port on drop; query by id.
+    dpdk::port::link_of(id)
+}
+
+/// Builds and sends management frames through worker 0's rings.
+struct MgmtTx {
+    pool: Mempool,
+    rings: [RingTx; 2],
+}
+
+impl MgmtTx {
+    fn send_frame(&mut self, role: PortRole, build: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        let Some(mut m) = self.pool.alloc() else {
+            return;
+        };
+        if m.set_len(arp::FRAME_LEN).is_err() {
+            return;
+        }
+        let Some(n) = build(m.data_mut()) else {
+            return;
+        };
+        if m.set_len(n).is_err() {
+            return;
+        }
+        let mut b = dpdk::Burst::new();
+        let _ = b.push(m);
+        self.rings[role.index()].enqueue(&mut b);
+        // Whatever did not fit is freed with `b`.
+    }
+
+    fn arp_request(&mut self, role: PortRole, mac: MacAddr, iface: &Interface, target: Ipv4Addr) {
+        let src = iface
+            .addresses
+            .iter()
+            .find(|a| a.contains(target))
+            .map(|a| a.addr)
+            .unwrap_or_else(|| iface.primary());
+        self.send_frame(role, |buf| arp::build_request(buf, mac, src, target).ok());
+    }
+
+    fn gratuitous(&mut self, role: PortRole, mac: MacAddr, ip: Ipv4Addr) {
+        self.send_frame(role, |buf| arp::build_gratuitous(buf, mac, ip).ok());
+    }
+}
+
+/// Runs the appliance until SIGINT/SIGTERM. Returns after a clean shutdown.
+pub fn run(cfg: Config) -> Result<(), AppError> {
+    precheck(&cfg)?;
+    // Bind the control socket before EAL so "in use" fails fast and touches no device.
+    let bound = server::bind(&cfg.control.socket, &cfg.control.group)?;
+
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| AppError::Precheck(format!("cannot install signal handler: {e}")))?;
+    }
+
+    let eal = Eal::init(&cfg.eal_args()).map_err(|e| {
+        AppError::Precheck(format!(
+            "EAL initialisation failed: {} (check hugepages, lcores and device arguments)",
+            e.text
+        ))
+    })?;
+    let result = run_with_eal(&cfg, bound, term);
+    drop(eal);
+    result
+}
+
+fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Result<(), AppError> {
+    let nworkers = cfg.workers.count as usize;
+    let lcores = dpdk::worker_lcores();
+    if lcores.len() < nworkers {
+        return Err(AppError::Precheck(format!(
+            "{} worker lcores available, {nworkers} configured",
+            lcores.len()
+        )));
+    }
+    let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, 2176, 0)?;
+
+    let mut ports = Vec::new();
+    let mut queues = Vec::new();
+    let mut drivers = Vec::new();
+    for (role, iface) in [
+        (PortRole::Public, &cfg.public),
+        (PortRole::Private, &cfg.private),
+    ] {
+        let mut p = Port::by_name(&iface.device).map_err(|e| {
+            AppError::Precheck(format!("{} port: {}: {}", role.name(), e.op, e.text))
+        })?;
+        let info = p.info()?;
+        if (info.max_rx_queues as usize) < nworkers || (info.max_tx_queues as usize) < nworkers {
+            return Err(AppError::Precheck(format!(
+                "{} port {} ({}) supports {} RX / {} TX queues, {nworkers} workers need one each \
+                 (af_packet: add qpairs={nworkers} to devargs)",
+                role.name(),
+                iface.device,
+                info.driver,
+                info.max_rx_queues,
+                info.max_tx_queues
+            )));
+        }
+        let conf = PortConf {
+            rx_queues: nworkers as u16,
+            tx_queues: nworkers as u16,
+            mtu: if iface.mtu == 1500 {
+                0
+            } else {
+                iface.mtu as u32
+            },
+            ..Default::default()
+        };
+        let (rxq, txq) = p.configure(&conf, &pool).map_err(|e| {
+            AppError::Precheck(format!("{} port {}: {e}", role.name(), iface.device))
+        })?;
+        p.start()?;
+        tracing::info!(
+            port = role.name(),
+            device = %iface.device,
+            driver = %info.driver,
+            "port started"
+        );
+        drivers.push(info.driver);
+        queues.push((rxq, txq));
+        ports.push(p);
+    }
+    let macs = [MacAddr(ports[0].mac()?), MacAddr(ports[1].mac()?)];
+    let port_infos = [
+        PortInfo {
+            role: PortRole::Public,
+            mac: macs[0],
+            iface: cfg.public.clone(),
+        },
+        PortInfo {
+            role: PortRole::Private,
+            mac: macs[1],
+            iface: cfg.private.clone(),
+        },
+    ];
+    let shared = Arc::new(Shared::new(port_infos, nworkers, dpdk::tsc_hz()));
+    let (mgmt_pub_tx, mgmt_pub_rx) = dpdk::mbuf_ring("rvs_mgmt_pub", 1024, 0)?;
+    let (mgmt_priv_tx, mgmt_priv_rx) = dpdk::mbuf_ring("rvs_mgmt_priv", 1024, 0)?;
+    let mut mgmt_rings = Some([mgmt_pub_rx, mgmt_priv_rx]);
+
+    // Hand each worker its queues: queue i of both ports.
+    let (pub_q, priv_q) = {
+        let mut it = queues.into_iter();
+        let a = it
+            .next()
+            .ok_or_else(|| AppError::Precheck("no public queues".into()))?;
+        let b = it
+            .next()
+            .ok_or_else(|| AppError::Precheck("no private queues".into()))?;
+        (a, b)
+    };
+    let mut pub_rx = pub_q.0.into_iter();
+    let mut pub_tx = pub_q.1.into_iter();
+    let mut priv_rx = priv_q.0.into_iter();
+    let mut priv_tx = priv_q.1.into_iter();
+    let mut handles = Vec::new();
+    for (i, lcore) in lcores.iter().take(nworkers).enumerate() {
+        let (Some(a), Some(b), Some(c), Some(d)) =
+            (pub_rx.next(), priv_rx.next(), pub_tx.next(), priv_tx.next())
+        else {
+            return Err(AppError::Precheck("queue setup mismatch".into()));
+        };
+        let w = Worker::new(
+            i,
+            shared.clone(),
+            [a, b],
+            [c, d],
+            if i == 0 { mgmt_rings.take() } else { None },
+            cfg.tables.arp_hold as usize,
+        );
+        handles.push(dpdk::launch(*lcore, move || w.run())?);
+    }
+
+    let timers = NeighTimers::default();
+    let mgmt = Arc::new(Mgmt {
+        shared: shared.clone(),
+        port_ids: [ports[0].id(), ports[1].id()],
+        drivers: [drivers[0].clone(), drivers[1].clone()],
+        lcores: lcores.iter().take(nworkers).copied().collect(),
+        neigh: Mutex::new([
+            NeighTable::new(cfg.tables.neighbours as usize, timers),
+            NeighTable::new(cfg.tables.neighbours as usize, timers),
+        ]),
+        clock: TscClock::new(dpdk::tsc_hz()),
+    });
+    let server = bound.serve(mgmt.clone());
+    let mut tx = MgmtTx {
+        pool,
+        rings: [mgmt_pub_tx, mgmt_priv_tx],
+    };
+
+    // Announce every address (VIPs and the DIP) so neighbours' caches point at us.
+    for role in PortRole::ALL {
+        let p = shared.port(role);
+        for a in &p.iface.addresses {
+            tx.gratuitous(role, p.mac, a.addr);
+        }
+    }
+    tracing::info!(
+        workers = nworkers,
+        socket = %cfg.control.socket.display(),
+        "rvs ready"
+    );
+    eprintln!(
+        "rvs: ready: {} worker(s); public {} {}; private {} {}; control {}",
+        nworkers,
+        macs[0],
+        cfg.public
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        macs[1],
+        cfg.private
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        cfg.control.socket.display()
+    );
+
+    management_loop(&mgmt, &mut tx, &term);
+
+    // Shutdown: stop workers, then ports, then the socket; EAL is cleaned up by the caller.
+    shared.running.store(false, Ordering::SeqCst);
+    for h in handles {
+        h.wait();
+    }
+    drop(server);
+    for mut p in ports {
+        let _ = p.stop();
+    }
+    eprintln!("rvs: stopped");
+    Ok(())
+}
+
+fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
+    let shared = &mgmt.shared;
+    let mut last_tick = 0u64;
+    let mut last_garp = mgmt.clock.ns(dpdk::tsc());
+    let mut garps_left = 2u32;
+    while !term.load(Ordering::Relaxed) {
+        let now = mgmt.clock.ns(dpdk::tsc());
+        let mut acts = [NeighActions::default(), NeighActions::default()];
+        {
+            let mut tables = mgmt.neigh.lock().unwrap_or_else(|e| e.into_inner());
+            while let Some(ev) = shared.events.pop() {
+                match ev {
+                    NeighEvent::Learned {
+                        port,
+                        ip,
+                        mac,
+                        solicited,
+                    } => {
+                        tables[port.index()].learn(ip, mac, solicited, now, &mut acts[port.index()])
+                    }
+                    NeighEvent::Want { port, ip } => {
+                        tables[port.index()].touch(ip);
+                        tables[port.index()].want(ip, now, &mut acts[port.index()])
+                    }
+                }
+            }
+            if now.saturating_sub(last_tick) >= 100_000_000 {
+                last_tick = now;
+                for r in PortRole::ALL {
+                    tables[r.index()].tick(now, &mut acts[r.index()]);
+                }
+            }
+            for r in PortRole::ALL {
+                if acts[r.index()].changed {
+                    shared.neigh[r.index()].publish(tables[r.index()].snapshot());
+                }
+            }
+        }
+        for r in PortRole::ALL {
+            let p = shared.port(r);
+            for ip in std::mem::take(&mut acts[r.index()].probe) {
+                tx.arp_request(r, p.mac, &p.iface, ip);
+            }
+        }
+        // Repeat the start-up announcement a couple of times, a second apart, in case the
+        // first went out before the link was up.
+        if garps_left > 0 && now.saturating_sub(last_garp) >= 1_000_000_000 {
+            garps_left -= 1;
+            last_garp = now;
+            for role in PortRole::ALL {
+                let p = shared.port(role);
+                for a in &p.iface.addresses {
+                    tx.gratuitous(role, p.mac, a.addr);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
