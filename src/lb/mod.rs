@@ -1,7 +1,22 @@
 //! The IPVS core, sans-IO. Nothing here knows about DPDK, sockets or threads: functions take a
 //! packet buffer, the role of the port it arrived on and the time, and return a verdict.
 
+pub mod config;
+pub mod conn;
+pub mod engine;
+pub mod frag;
 pub mod sched;
+pub mod stats;
+pub mod steer;
+pub mod tcp_state;
+
+pub use config::{
+    ConfigError, DestId, DestSpec, Proto, ServiceId, ServiceKey, ServiceSpec, Snapshot,
+};
+pub use conn::ConnInfo;
+pub use engine::{Lb, LbParams, Verdict};
+pub use stats::{CoreStats, DropReason};
+pub use steer::steer;
 
 /// Which of the appliance's two ports a packet arrived on (or leaves by).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
