@@ -8,10 +8,10 @@ use crate::dataplane::counters::PortCountersSnapshot;
 use crate::dataplane::l3::PortInfo;
 use crate::dataplane::neigh::{NeighActions, NeighRow, NeighTable, NeighTimers};
 use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
-use crate::dataplane::worker::Worker;
+use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
 use crate::dpdk::port::{stats_of, PortConf};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, RingTx};
-use crate::lb::PortRole;
+use crate::lb::{Lb, LbParams, PortRole, Snapshot};
 use crate::net::{arp, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,7 +298,50 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             iface: cfg.private.clone(),
         },
     ];
-    let shared = Arc::new(Shared::new(port_infos, nworkers, dpdk::tsc_hz()));
+    // One load-balancing engine per worker, built here (allocation happens off the workers).
+    let snapshot = Arc::new(Snapshot::empty());
+    let seed = dpdk::tsc();
+    let engines: Vec<Lb> = (0..nworkers)
+        .map(|i| {
+            Lb::new(
+                LbParams {
+                    conn_capacity: cfg.tables.connections as usize,
+                    core_id: i,
+                    n_cores: nworkers,
+                    mtu_public: cfg.public.mtu,
+                    mtu_private: cfg.private.mtu,
+                    seed: seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    ..LbParams::default()
+                },
+                snapshot.clone(),
+            )
+        })
+        .collect();
+    let lb_stats = engines.iter().map(|e| e.stats().clone()).collect();
+    let shared = Arc::new(Shared::new(
+        port_infos,
+        dpdk::tsc_hz(),
+        snapshot,
+        lb_stats,
+        cfg.tables.connections as usize,
+    ));
+    // Handover rings: one SPSC ring per ordered pair of workers.
+    let mut to: Vec<Vec<Option<dpdk::RingTx>>> = (0..nworkers)
+        .map(|_| (0..nworkers).map(|_| None).collect())
+        .collect();
+    let mut from: Vec<Vec<Option<dpdk::RingRx>>> = (0..nworkers)
+        .map(|_| (0..nworkers).map(|_| None).collect())
+        .collect();
+    for i in 0..nworkers {
+        for j in 0..nworkers {
+            if i != j {
+                let (t, r) = dpdk::mbuf_ring(&format!("rvs_ho_{i}_{j}"), 4096, 0)?;
+                to[i][j] = Some(t);
+                from[j][i] = Some(r);
+            }
+        }
+    }
+    let port_ids = [ports[0].id().0, ports[1].id().0];
     let (mgmt_pub_tx, mgmt_pub_rx) = dpdk::mbuf_ring("rvs_mgmt_pub", 1024, 0)?;
     let (mgmt_priv_tx, mgmt_priv_rx) = dpdk::mbuf_ring("rvs_mgmt_priv", 1024, 0)?;
     let mut mgmt_rings = Some([mgmt_pub_rx, mgmt_priv_rx]);
@@ -319,20 +362,33 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     let mut priv_rx = priv_q.0.into_iter();
     let mut priv_tx = priv_q.1.into_iter();
     let mut handles = Vec::new();
+    let mut engines = engines.into_iter();
+    let mut to = to.into_iter();
+    let mut from = from.into_iter();
     for (i, lcore) in lcores.iter().take(nworkers).enumerate() {
-        let (Some(a), Some(b), Some(c), Some(d)) =
-            (pub_rx.next(), priv_rx.next(), pub_tx.next(), priv_tx.next())
-        else {
+        let (Some(a), Some(b), Some(c), Some(d), Some(lb), Some(to), Some(from)) = (
+            pub_rx.next(),
+            priv_rx.next(),
+            pub_tx.next(),
+            priv_tx.next(),
+            engines.next(),
+            to.next(),
+            from.next(),
+        ) else {
             return Err(AppError::Precheck("queue setup mismatch".into()));
         };
-        let w = Worker::new(
-            i,
-            shared.clone(),
-            [a, b],
-            [c, d],
-            if i == 0 { mgmt_rings.take() } else { None },
-            cfg.tables.arp_hold as usize,
-        );
+        let w = Worker::new(WorkerSetup {
+            idx: i,
+            shared: shared.clone(),
+            rxq: [a, b],
+            txq: [c, d],
+            mgmt: if i == 0 { mgmt_rings.take() } else { None },
+            hold_cap: cfg.tables.arp_hold as usize,
+            lb,
+            handover: Handover { to, from },
+            pool,
+            port_ids,
+        });
         handles.push(dpdk::launch(*lcore, move || w.run())?);
     }
 

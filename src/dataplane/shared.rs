@@ -4,13 +4,14 @@
 use super::counters::WorkerCounters;
 use super::l3::PortInfo;
 use super::neigh::NeighSnapshot;
-use crate::lb::PortRole;
+use crate::lb::{ConnInfo, CoreStats, DestId, PortRole, Snapshot};
 use crate::net::MacAddr;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A value the management core replaces wholesale and workers pick up between bursts: one
 /// atomic load of the generation per burst in the steady state, an Arc clone on change.
@@ -25,6 +26,13 @@ impl<T> Published<T> {
         Published {
             gen: AtomicU64::new(1),
             val: ArcSwap::from_pointee(v),
+        }
+    }
+
+    pub fn from_arc(v: Arc<T>) -> Self {
+        Published {
+            gen: AtomicU64::new(1),
+            val: ArcSwap::new(v),
         }
     }
 
@@ -82,6 +90,32 @@ pub enum NeighEvent {
     Want { port: PortRole, ip: Ipv4Addr },
 }
 
+/// Slow requests from the management core to one worker, served between bursts with bounded
+/// work per poll-loop iteration.
+#[derive(Debug)]
+pub enum WorkerCmd {
+    /// Append up to `max` connections from `cursor` to `buf` (preallocated by the requester).
+    ListConns {
+        cursor: usize,
+        max: usize,
+        buf: Vec<ConnInfo>,
+    },
+    /// End the connections and templates bound to a destination.
+    ExpireDest(DestId),
+    /// End every connection.
+    FlushConns,
+}
+
+/// A worker's answer to [`WorkerCmd::ListConns`].
+#[derive(Debug)]
+pub struct ConnChunk {
+    pub next: Option<usize>,
+    pub buf: Vec<ConnInfo>,
+}
+
+/// Connections listed per worker request: bounds the work a worker does between two bursts.
+pub const LIST_CHUNK: usize = 2048;
+
 /// Everything the management core and the workers share.
 #[derive(Debug)]
 pub struct Shared {
@@ -93,10 +127,29 @@ pub struct Shared {
     /// the next packet for that neighbour raises again).
     pub events: ArrayQueue<NeighEvent>,
     pub tsc_hz: u64,
+    /// The load-balancing configuration workers run with.
+    pub lb: Published<Snapshot>,
+    /// Each worker's load-balancing counters (written by that worker only).
+    pub lb_stats: Vec<Arc<CoreStats>>,
+    /// Connection-table capacity per worker.
+    pub conn_capacity: usize,
+    /// Management core -> worker requests, and the answers.
+    pub cmds: Vec<ArrayQueue<WorkerCmd>>,
+    pub chunks: Vec<ArrayQueue<ConnChunk>>,
+    /// One lister at a time, so answers are not interleaved (management side only).
+    list_lock: Mutex<()>,
 }
 
 impl Shared {
-    pub fn new(ports: [PortInfo; 2], workers: usize, tsc_hz: u64) -> Self {
+    pub fn new(
+        ports: [PortInfo; 2],
+        tsc_hz: u64,
+        snapshot: Arc<Snapshot>,
+        lb_stats: Vec<Arc<CoreStats>>,
+        conn_capacity: usize,
+    ) -> Self {
+        let workers = lb_stats.len();
+        let lb = Published::from_arc(snapshot);
         Shared {
             running: AtomicBool::new(true),
             ports,
@@ -107,11 +160,73 @@ impl Shared {
             ],
             events: ArrayQueue::new(4096),
             tsc_hz,
+            lb,
+            lb_stats,
+            conn_capacity,
+            cmds: (0..workers).map(|_| ArrayQueue::new(64)).collect(),
+            chunks: (0..workers).map(|_| ArrayQueue::new(4)).collect(),
+            list_lock: Mutex::new(()),
         }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.lb_stats.len()
     }
 
     pub fn port(&self, role: PortRole) -> &PortInfo {
         &self.ports[role.index()]
+    }
+
+    /// Every connection of every worker, gathered chunk by chunk (workers answer between
+    /// bursts, so a million connections never stall packet processing). Blocks the caller.
+    pub fn list_conns(&self) -> Result<Vec<ConnInfo>, String> {
+        let _g = self.list_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = Vec::new();
+        for w in 0..self.workers() {
+            while self.chunks[w].pop().is_some() {}
+            let mut cursor = 0;
+            loop {
+                let cmd = WorkerCmd::ListConns {
+                    cursor,
+                    max: LIST_CHUNK,
+                    buf: Vec::with_capacity(LIST_CHUNK),
+                };
+                if self.cmds[w].push(cmd).is_err() {
+                    return Err(format!("worker {w} is busy; try again"));
+                }
+                let t = Instant::now();
+                let chunk = loop {
+                    if let Some(c) = self.chunks[w].pop() {
+                        break c;
+                    }
+                    if !self.running.load(Ordering::Relaxed) || t.elapsed() > Duration::from_secs(5)
+                    {
+                        return Err(format!("worker {w} did not answer"));
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                };
+                all.extend(chunk.buf);
+                match chunk.next {
+                    Some(c) => cursor = c,
+                    None => break,
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Asks every worker to end the connections bound to `dest`.
+    pub fn expire_dest_conns(&self, dest: DestId) {
+        for q in &self.cmds {
+            let _ = q.push(WorkerCmd::ExpireDest(dest));
+        }
+    }
+
+    /// Asks every worker to end all connections.
+    pub fn flush_conns(&self) {
+        for q in &self.cmds {
+            let _ = q.push(WorkerCmd::FlushConns);
+        }
     }
 }
 

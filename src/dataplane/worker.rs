@@ -3,9 +3,10 @@
 use super::counters::{bump, DropReason, WorkerCounters};
 use super::l3::{self, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
-use super::shared::{NeighEvent, Shared, Subscribed, TscClock};
-use crate::dpdk::{self, Burst, Mbuf, RingRx, RxQueue, TxQueue};
-use crate::lb::{PortRole, Time, NANOS_PER_SEC};
+use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
+use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue};
+use crate::lb::{self, DestId, Lb, PortRole, Snapshot, Time, Verdict, NANOS_PER_SEC};
+use crate::net::{ethernet, icmp, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +20,31 @@ struct Held {
     port: PortRole,
     next_hop: Ipv4Addr,
     deadline: Time,
+}
+
+/// ICMP errors a worker may send per second (a flood of bad packets must not become a flood
+/// of replies).
+const ICMP_ERRORS_PER_SEC: u64 = 1000;
+
+/// Slots of the connection table a pending expire/flush request walks per loop iteration.
+const EXPIRE_BUDGET: usize = 1024;
+
+/// Connection-expiry work per loop iteration.
+const TICK_BUDGET: usize = 64;
+
+/// The rings between this worker and every other one, for handing packets to their owner.
+pub struct Handover {
+    /// `to[j]` carries packets to worker j (None for ourselves).
+    pub to: Vec<Option<RingTx>>,
+    /// `from[j]` carries packets from worker j.
+    pub from: Vec<Option<RingRx>>,
+}
+
+/// A pending connection expiry request being worked through in chunks.
+#[derive(Debug, Clone, Copy)]
+enum Expiring {
+    Dest(DestId, usize),
+    All(usize),
 }
 
 /// Everything one worker owns.
@@ -36,33 +62,63 @@ pub struct Worker {
     hold: Vec<Held>,
     hold_cap: usize,
     clock: TscClock,
+    lb: Lb,
+    lb_snap: Subscribed<Snapshot>,
+    handover: Handover,
+    /// Per destination core, packets waiting to be enqueued on its ring.
+    ho_out: Vec<Burst>,
+    pool: Mempool,
+    icmp_tokens: u64,
+    icmp_refill: Time,
+    expiring: Option<Expiring>,
+    /// Port id -> role, for packets handed in from other cores.
+    port_ids: [u16; 2],
+}
+
+/// The construction inputs of a worker.
+pub struct WorkerSetup {
+    pub idx: usize,
+    pub shared: Arc<Shared>,
+    pub rxq: [RxQueue; 2],
+    pub txq: [TxQueue; 2],
+    pub mgmt: Option<[RingRx; 2]>,
+    pub hold_cap: usize,
+    pub lb: Lb,
+    pub handover: Handover,
+    pub pool: Mempool,
+    pub port_ids: [u16; 2],
 }
 
 impl Worker {
-    pub fn new(
-        idx: usize,
-        shared: Arc<Shared>,
-        rxq: [RxQueue; 2],
-        txq: [TxQueue; 2],
-        mgmt: Option<[RingRx; 2]>,
-        hold_cap: usize,
-    ) -> Self {
+    pub fn new(s: WorkerSetup) -> Self {
+        let shared = s.shared;
         let neigh = [
             Subscribed::new(&shared.neigh[0]),
             Subscribed::new(&shared.neigh[1]),
         ];
         let clock = TscClock::new(shared.tsc_hz);
+        let lb_snap = Subscribed::new(&shared.lb);
+        let n = shared.workers();
         Worker {
-            idx,
-            shared,
-            rxq,
-            txq,
+            idx: s.idx,
+            rxq: s.rxq,
+            txq: s.txq,
             tx: [Burst::new(), Burst::new()],
-            mgmt,
+            mgmt: s.mgmt,
             neigh,
-            hold: Vec::with_capacity(hold_cap),
-            hold_cap,
+            hold: Vec::with_capacity(s.hold_cap),
+            hold_cap: s.hold_cap,
             clock,
+            lb: s.lb,
+            lb_snap,
+            handover: s.handover,
+            ho_out: (0..n).map(|_| Burst::new()).collect(),
+            pool: s.pool,
+            icmp_tokens: ICMP_ERRORS_PER_SEC,
+            icmp_refill: 0,
+            expiring: None,
+            port_ids: s.port_ids,
+            shared,
         }
     }
 
@@ -83,6 +139,10 @@ impl Worker {
             if neigh_changed || !self.hold.is_empty() {
                 self.service_hold(now);
             }
+            if self.lb_snap.refresh(&self.shared.lb) {
+                self.lb.apply_snapshot(self.lb_snap.cur.clone());
+            }
+            self.receive_handed_in(&mut rx, now);
             for role in PortRole::ALL {
                 let n = self.rxq[role.index()].rx_burst(&mut rx);
                 if n == 0 {
@@ -108,6 +168,13 @@ impl Worker {
             }
             for role in PortRole::ALL {
                 self.flush(role);
+            }
+            self.flush_handover();
+            self.lb.tick(now, TICK_BUDGET);
+            self.serve_command(now);
+            if now >= self.icmp_refill {
+                self.icmp_tokens = ICMP_ERRORS_PER_SEC;
+                self.icmp_refill = now + NANOS_PER_SEC;
             }
             bump(&self.counters().loops, 1);
         }
@@ -148,16 +215,191 @@ impl Worker {
             }
             Rx::Consumed => {}
             Rx::Drop(r) => c.drop(r),
-            Rx::Ipv4 { l3: _ } => {
-                let _ = now;
-                // Not one of ours and no load-balancing verdict for it.
-                c.drop(DropReason::NotLocal);
+            Rx::Ipv4 { l3 } => {
+                let n = self.ho_out.len();
+                if n > 1 {
+                    let owner = lb::steer(&m.data()[l3..], role, n);
+                    if owner != self.idx {
+                        self.hand_over(owner, m, role);
+                        return;
+                    }
+                }
+                self.balance(m, role, l3, now, false);
             }
         }
     }
 
+    /// Runs the load balancer on an IPv4 packet this core owns.
+    #[inline(always)]
+    fn balance(&mut self, mut m: Mbuf, role: PortRole, l3: usize, now: Time, handed_in: bool) {
+        let v = match m.data_mut().get_mut(l3..) {
+            Some(ip) => self.lb.process(ip, role, now),
+            None => Verdict::Drop(lb::DropReason::Malformed),
+        };
+        match v {
+            Verdict::Forward { port } => {
+                let d = m.data();
+                let dst = Ipv4Addr::new(d[l3 + 16], d[l3 + 17], d[l3 + 18], d[l3 + 19]);
+                self.forward(m, port, dst, now);
+            }
+            Verdict::Drop(_) => self.counters().port(role).drop(DropReason::Lb),
+            Verdict::NotService => self.counters().port(role).drop(DropReason::NotLocal),
+            Verdict::IcmpError {
+                icmp_type,
+                code,
+                rest,
+                src,
+            } => self.icmp_error(&m, role, l3, icmp_type, code, rest, src),
+            Verdict::Handover { core } => {
+                if handed_in || core >= self.ho_out.len() || core == self.idx {
+                    // Ownership must converge in one hop; anything else is a bug, not a loop.
+                    self.counters().port(role).drop(DropReason::HandoverFull);
+                } else {
+                    self.hand_over(core, m, role);
+                }
+            }
+        }
+    }
+
+    /// Queues a packet for its owner core (sent in bursts at the end of the iteration).
+    #[inline(always)]
+    fn hand_over(&mut self, core: usize, m: Mbuf, role: PortRole) {
+        bump(&self.counters().port(role).handed_over, 1);
+        if let Err(m) = self.ho_out[core].push(m) {
+            self.flush_handover_to(core);
+            if self.ho_out[core].push(m).is_err() {
+                self.counters().port(role).drop(DropReason::HandoverFull);
+            }
+        }
+    }
+
+    fn flush_handover(&mut self) {
+        for core in 0..self.ho_out.len() {
+            if !self.ho_out[core].is_empty() {
+                self.flush_handover_to(core);
+            }
+        }
+    }
+
+    fn flush_handover_to(&mut self, core: usize) {
+        if let Some(Some(ring)) = self.handover.to.get_mut(core) {
+            ring.enqueue(&mut self.ho_out[core]);
+        }
+        let left = self.ho_out[core].len();
+        if left > 0 {
+            let c = &self.shared.counters[self.idx].ports[0];
+            for _ in 0..left {
+                c.drop(DropReason::HandoverFull);
+            }
+            self.ho_out[core] = Burst::new();
+        }
+    }
+
+    /// Processes packets other cores handed to us as their owner.
+    fn receive_handed_in(&mut self, rx: &mut Burst, now: Time) {
+        for j in 0..self.handover.from.len() {
+            let got = match self.handover.from[j].as_mut() {
+                Some(r) => r.dequeue(rx),
+                None => 0,
+            };
+            if got == 0 {
+                continue;
+            }
+            bump(&self.counters().handed_in, got as u64);
+            let mut it = rx.drain();
+            while let Some(m) = it.next() {
+                dpdk::prefetch(it.peek_data_ptr(1));
+                let role = if m.port() == self.port_ids[1] {
+                    PortRole::Private
+                } else {
+                    PortRole::Public
+                };
+                self.balance(m, role, ethernet::HEADER_LEN, now, true);
+            }
+        }
+    }
+
+    /// Answers an offending packet with an ICMP error, back out of the port it came in on to
+    /// the neighbour that sent it.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error(
+        &mut self,
+        m: &Mbuf,
+        role: PortRole,
+        l3: usize,
+        icmp_type: u8,
+        code: u8,
+        rest: u32,
+        src: Option<Ipv4Addr>,
+    ) {
+        if self.icmp_tokens == 0 {
+            return;
+        }
+        let Some(mut out) = self.pool.alloc() else {
+            self.counters().port(role).drop(DropReason::NoMbuf);
+            return;
+        };
+        let room = out.tailroom().min(ethernet::HEADER_LEN + icmp::MAX_ERROR_LEN);
+        if out.set_len(room).is_err() {
+            return;
+        }
+        let port = self.shared.port(role);
+        let src = src.unwrap_or_else(|| port.iface.primary());
+        let d = m.data();
+        let Some(peer) = MacAddr::from_bytes(&d[6..12]) else {
+            return;
+        };
+        let buf = out.data_mut();
+        if ethernet::write_header(buf, peer, port.mac, ethernet::EtherType::IPV4).is_err() {
+            return;
+        }
+        let Ok(n) = icmp::build_error(
+            &mut buf[ethernet::HEADER_LEN..],
+            src,
+            icmp_type,
+            code,
+            rest,
+            &d[l3..],
+        ) else {
+            return;
+        };
+        if out.set_len(ethernet::HEADER_LEN + n).is_ok() {
+            self.icmp_tokens -= 1;
+            self.send(role, out);
+        }
+    }
+
+    /// Serves one management request, or continues a pending expiry, with bounded work.
+    fn serve_command(&mut self, now: Time) {
+        if let Some(e) = self.expiring {
+            self.expiring = match e {
+                Expiring::Dest(d, c) => self
+                    .lb
+                    .expire_dest_conns(d, c, EXPIRE_BUDGET)
+                    .map(|c| Expiring::Dest(d, c)),
+                Expiring::All(c) => self.lb.flush_conns(c, EXPIRE_BUDGET).map(Expiring::All),
+            };
+            return;
+        }
+        let Some(cmd) = self.shared.cmds[self.idx].pop() else {
+            return;
+        };
+        match cmd {
+            WorkerCmd::ListConns {
+                cursor,
+                max,
+                mut buf,
+            } => {
+                let max = max.min(buf.capacity().saturating_sub(buf.len()));
+                let next = self.lb.list_conns(cursor, max, now, &mut buf);
+                let _ = self.shared.chunks[self.idx].push(ConnChunk { next, buf });
+            }
+            WorkerCmd::ExpireDest(d) => self.expiring = Some(Expiring::Dest(d, 0)),
+            WorkerCmd::FlushConns => self.expiring = Some(Expiring::All(0)),
+        }
+    }
+
     /// Routes a packet whose IPv4 destination is `dst` out of `out`, resolving the next hop.
-    #[allow(dead_code)]
     fn forward(&mut self, mut m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
         let port = self.shared.port(out);
         let Some(nh) = port.iface.next_hop(dst) else {
