@@ -5,7 +5,8 @@
 #   rvs-client 10.0.0.12/24 --- rvs-pub [rvs: VIP 10.0.0.13 | DIP 192.168.8.13] rvs-priv --- rvs-sw (bridge)
 #                                                                       rvs-rs1 192.168.8.14 ---+
 #                                                                       rvs-rs2 192.168.8.15 ---+
-#   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2".
+#   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2"
+#   (RS2 also on :8000 and :21), UDP :53 answering "hello RSn <payload>" (scripts/lab-server.py).
 #
 # Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--no-rvs]
 #        scripts/lab.sh down | status | start-rvs [...] | stop-rvs
@@ -104,11 +105,16 @@ topology_up() {
 }
 
 servers_up() {
+    # RS1: HTTP :80, UDP :53. RS2: HTTP :80, :8000 and :21 (the seeds' port-mapping example),
+    # UDP :53. Both answer "hello RSn".
+    local ports=("--tcp 80 --udp 53" "--tcp 80 --tcp 8000 --tcp 21 --udp 53")
     for i in 0 1; do
         local ns=${NS_RS[$i]} dir=$RUN/www-rs$((i+1))
         mkdir -p "$dir"
         echo "hello ${RS_NAME[$i]}" > "$dir/index.html"
-        ip netns exec "$ns" setsid "$PY" -m http.server 80 --bind "${RS_IP[$i]}" --directory "$dir" \
+        # shellcheck disable=SC2086
+        ip netns exec "$ns" setsid "$PY" "$ROOT/scripts/lab-server.py" --bind "${RS_IP[$i]}" \
+            --name "${RS_NAME[$i]}" --dir "$dir" ${ports[$i]} \
             >"$RUN/http-rs$((i+1)).log" 2>&1 < /dev/null &
         echo $! > "$RUN/http-rs$((i+1)).pid"
     done
@@ -118,7 +124,7 @@ servers_up() {
             sleep 0.1
         done
         ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" | grep -q "hello ${RS_NAME[$i]}" \
-            || die "HTTP server on ${NS_RS[$i]} did not come up"
+            || die "HTTP server on ${NS_RS[$i]} did not come up ($(cat "$RUN/http-rs$((i+1)).log"))"
     done
 }
 
