@@ -77,6 +77,8 @@ struct RawInterface {
     gateway: Option<Ipv4Addr>,
     #[serde(default = "default_mtu")]
     mtu: u16,
+    #[serde(default)]
+    neighbours: std::collections::BTreeMap<String, String>,
 }
 
 fn default_mtu() -> u16 {
@@ -251,6 +253,9 @@ pub struct Interface {
     pub addresses: Vec<IfAddr>,
     pub gateway: Option<Ipv4Addr>,
     pub mtu: u16,
+    /// Permanent neighbour entries (address -> MAC), never probed nor expired: for peers that
+    /// do not answer ARP (packet generators, pcap replay) or to pin a router's MAC.
+    pub neighbours: Vec<(Ipv4Addr, crate::net::MacAddr)>,
 }
 
 impl Interface {
@@ -471,12 +476,30 @@ fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
     if !(576..=9600).contains(&r.mtu) {
         return Err(format!("{role}.mtu must be 576..9600"));
     }
+    let mut neighbours = Vec::new();
+    for (ip, mac) in &r.neighbours {
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{role}.neighbours: {ip:?} is not an IPv4 address"))?;
+        let mac: crate::net::MacAddr = mac
+            .parse()
+            .ok()
+            .filter(|m: &crate::net::MacAddr| m.is_unicast() && !m.is_zero())
+            .ok_or_else(|| format!("{role}.neighbours: {mac:?} is not a unicast MAC address"))?;
+        if !addresses.iter().any(|a| a.contains(ip)) {
+            return Err(format!(
+                "{role}.neighbours: {ip} is not on any subnet of {role}.addresses"
+            ));
+        }
+        neighbours.push((ip, mac));
+    }
     Ok(Interface {
         device: r.device,
         devargs: r.devargs,
         addresses,
         gateway: r.gateway,
         mtu: r.mtu,
+        neighbours,
     })
 }
 
@@ -520,6 +543,22 @@ count = 2
     }
 
     #[test]
+    fn static_neighbours_parse() {
+        let c = parse(&LAB.replace(
+            "[private]",
+            "neighbours = { \"10.0.0.1\" = \"02:00:00:00:00:01\" }\n[private]",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.public.neighbours,
+            vec![(
+                Ipv4Addr::new(10, 0, 0, 1),
+                "02:00:00:00:00:01".parse().unwrap()
+            )]
+        );
+    }
+
+    #[test]
     fn next_hop_on_link_or_gateway() {
         let c = parse(&LAB.replace(
             "addresses = [\"10.0.0.13/24\"]",
@@ -559,6 +598,14 @@ count = 2
                 "invalid type",
             ),
             ("garbage = [".to_string(), "t.toml"),
+            (
+                LAB.replace("[private]", "neighbours = { \"10.0.0.1\" = \"ff:ff:ff:ff:ff:ff\" }\n[private]"),
+                "not a unicast MAC",
+            ),
+            (
+                LAB.replace("[private]", "neighbours = { \"10.9.0.1\" = \"02:00:00:00:00:01\" }\n[private]"),
+                "not on any subnet",
+            ),
         ];
         for (text, want) in cases {
             let e = parse(&text).unwrap_err().to_string();

@@ -165,6 +165,7 @@ mod tests {
                 }],
                 gateway: None,
                 mtu: 1500,
+                neighbours: Vec::new(),
             },
         }
     }

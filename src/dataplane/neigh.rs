@@ -45,6 +45,8 @@ pub enum NeighState {
     Stale,
     /// Did not answer; not probed again until the hold expires.
     Failed,
+    /// Configured; never probed, never expires, never overridden by ARP.
+    Permanent,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +100,21 @@ impl NeighTable {
         self.entries.len()
     }
 
+    /// Adds a configured entry that ARP never changes and that never expires.
+    pub fn add_permanent(&mut self, ip: Ipv4Addr, mac: MacAddr) {
+        self.entries.insert(
+            ip,
+            Entry {
+                mac: Some(mac),
+                state: NeighState::Permanent,
+                confirmed: 0,
+                last_probe: 0,
+                probes: 0,
+                wanted: false,
+            },
+        );
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -117,6 +134,9 @@ impl NeighTable {
             return;
         }
         if let Some(e) = self.entries.get_mut(&ip) {
+            if e.state == NeighState::Permanent {
+                return;
+            }
             if e.mac != Some(mac) || e.state != NeighState::Reachable {
                 out.changed |= e.mac != Some(mac);
             }
@@ -228,6 +248,7 @@ impl NeighTable {
                         remove.push(*ip);
                     }
                 }
+                NeighState::Permanent => {}
             }
             if e.state == NeighState::Reachable {
                 e.wanted = false;
@@ -454,6 +475,20 @@ mod tests {
             t.tick(s * S, &mut a);
         }
         assert_eq!(t.lookup(ip(14)), None);
+    }
+
+    #[test]
+    fn permanent_entries_ignore_arp_and_time() {
+        let mut t = NeighTable::new(16, NeighTimers::default());
+        t.add_permanent(ip(1), mac(1));
+        let mut a = NeighActions::default();
+        t.learn(ip(1), mac(9), true, S, &mut a);
+        for s in 0..100 {
+            t.tick(s * S, &mut a);
+            t.want(ip(1), s * S, &mut a);
+        }
+        assert!(a.probe.is_empty());
+        assert_eq!(t.lookup(ip(1)), Some(mac(1)));
     }
 
     #[test]
