@@ -2,7 +2,9 @@
 //!
 //! ipvsadm's commands, options, output and exit codes (see `rvsadm -h`), plus rvs extras:
 //! `--stats-ports` (per-port and per-worker counters), `--neigh` (neighbour tables), `--json`
-//! (machine-readable listings) and `--socket PATH` (default /run/rvs/rvs.sock, or $RVS_SOCKET).
+//! (machine-readable listings), `--expire-conns` (with `-d`), the firewall-mark rule commands
+//! (`--add-mark`, `--del-mark`, `--list-marks`) and `--socket PATH` (default
+//! /run/rvs/rvs.sock, or $RVS_SOCKET). The protocol is docs/control-api.md.
 
 use rvs::control::proto::{NeighReply, PortStatsReply, Request, Response};
 use rvs::control::server::call;
@@ -14,6 +16,7 @@ const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
 struct Extras {
     socket: PathBuf,
     json: bool,
+    expire_conns: bool,
     stats_ports: bool,
     neigh: bool,
 }
@@ -25,6 +28,7 @@ fn split_extras(argv: Vec<String>) -> Result<(Extras, Vec<String>), String> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         json: false,
+        expire_conns: false,
         stats_ports: false,
         neigh: false,
     };
@@ -36,6 +40,7 @@ fn split_extras(argv: Vec<String>) -> Result<(Extras, Vec<String>), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => ex.json = true,
+            "--expire-conns" => ex.expire_conns = true,
             "--stats-ports" => ex.stats_ports = true,
             "--neigh" | "--neighbours" => ex.neigh = true,
             "--socket" => {
@@ -51,26 +56,31 @@ fn split_extras(argv: Vec<String>) -> Result<(Extras, Vec<String>), String> {
     Ok((ex, rest))
 }
 
+/// How a failed connection is reported: the message and the exit status (255 for EACCES, as
+/// ipvsadm when not root; 1 otherwise).
+fn connect_error(ex: &Extras, e: &std::io::Error) -> (String, i32) {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            ("Permission denied (you must be root)".to_string(), 255)
+        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => (
+            format!(
+                "Can't connect to rvs at {}: is the appliance running? ({e})",
+                ex.socket.display()
+            ),
+            1,
+        ),
+        _ => (format!("control socket {}: {e}", ex.socket.display()), 1),
+    }
+}
+
 fn request(ex: &Extras, req: Request) -> Response {
     match call(&ex.socket, &req) {
         Ok(r) => r,
         Err(e) => {
-            let msg = match e.kind() {
-                std::io::ErrorKind::PermissionDenied => {
-                    "Permission denied (you must be root)".to_string()
-                }
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
-                    "Can't connect to rvs at {}: is the appliance running? ({e})",
-                    ex.socket.display()
-                ),
-                _ => format!("control socket {}: {e}", ex.socket.display()),
-            };
+            let (msg, code) = connect_error(ex, &e);
             eprintln!("{msg}");
-            exit(if e.kind() == std::io::ErrorKind::PermissionDenied {
-                255
-            } else {
-                1
-            });
+            exit(code);
         }
     }
 }
@@ -222,24 +232,37 @@ fn main() {
 }
 
 fn rvsadm_ipvs(ex: &Extras, argv: Vec<String>) {
-    use rvs::control::ipvsadm::args::{parse, Command};
-    use rvs::control::ipvsadm::format;
-    let cmd = match parse(&argv) {
+    use rvs::control::ipvsadm::args::parse_with;
+    use rvs::control::ipvsadm::client::{execute, ClientOpts, Outcome};
+    use rvs::control::ipvsadm::names::SystemNames;
+    use std::io::{Read, Write};
+    let names = SystemNames::load();
+    let cmd = match parse_with(&argv, &names) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}", e.message);
             exit(e.exit_code);
         }
     };
-    match cmd {
-        Command::Help { program } => {
-            print!("{}", format::usage(&program));
-        }
-        Command::Version => println!("{}", format::version_line()),
-        _ => {
-            let _ = ex;
-            eprintln!("this rvs build does not manage virtual services yet");
-            exit(255);
-        }
-    }
+    let opts = ClientOpts {
+        json: ex.json,
+        expire_conns: ex.expire_conns,
+    };
+    let mut call = |req: &Request| -> Result<Response, Outcome> {
+        call(&ex.socket, req).map_err(|e| {
+            let (msg, code) = connect_error(ex, &e);
+            Outcome::fail(&msg, code)
+        })
+    };
+    let mut stdin = || {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map(|_| s)
+            .map_err(|e| format!("cannot read the rules from stdin: {e}"))
+    };
+    let out = execute(cmd, opts, &mut call, &names, &mut stdin);
+    let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+    exit(out.code);
 }

@@ -2,6 +2,7 @@
 //! configuration, neighbour resolution and statistics. Never runs on a worker core.
 
 pub mod app;
+pub mod ipvs;
 pub mod ipvsadm;
 pub mod model;
 pub mod proto;

@@ -214,4 +214,28 @@ pub struct ListSnapshot {
     /// Connection table size, printed as `size=` in the header.
     pub conn_tab_size: u32,
     pub services: Vec<ServiceEntry>,
+    /// Totals over all services (the kernel's `/proc/net/ip_vs_stats`); ipvsadm prints none,
+    /// JSON consumers may use them. `None` when the source has no totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<TotalEntry>,
+}
+
+/// Totals over all services, since the last `-Z` without a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalEntry {
+    pub stats: Stats,
+    pub rates: Rates,
+}
+
+/// An rvs firewall-mark rule (the stand-in for an iptables mangle rule): TCP or UDP packets to
+/// `vaddr` with a destination port in `port_lo..=port_hi` get `mark`, which a `-f mark` service
+/// then takes. `proto` is `Tcp` or `Udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRuleEntry {
+    pub mark: u32,
+    pub proto: Proto,
+    pub vaddr: Ipv4Addr,
+    pub port_lo: u16,
+    pub port_hi: u16,
 }

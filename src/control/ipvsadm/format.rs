@@ -13,8 +13,8 @@
 
 use super::names::{truncate_bytes, Names};
 use crate::control::model::{
-    ConnEntry, DaemonEntry, DaemonState, DestEntry, Fwd, ListSnapshot, Proto, ServiceEntry,
-    Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
+    ConnEntry, DaemonEntry, DaemonState, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, Proto,
+    ServiceEntry, Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
     SVC_F_SCHED_MASK,
 };
 use std::cmp::Ordering;
@@ -570,6 +570,28 @@ pub fn daemons(list: &[DaemonEntry]) -> String {
             let _ = write!(out, ", ttl={}", v);
         }
         out.push_str(")\n");
+    }
+    out
+}
+
+/// rvs extra `--list-marks`: one `--add-mark` line per rule, in rule (match) order, so the
+/// output can be fed back through `-R` or a rules file.
+pub fn mark_rules(rules: &[MarkRuleEntry]) -> String {
+    let mut out = String::new();
+    for r in rules {
+        let opt = match r.proto {
+            Proto::Udp => "-u",
+            _ => "-t",
+        };
+        let _ = write!(out, "--add-mark -f {} {} {}", r.mark, opt, r.vaddr);
+        if (r.port_lo, r.port_hi) == (0, u16::MAX) {
+            // every port: no port part
+        } else if r.port_lo == r.port_hi {
+            let _ = write!(out, ":{}", r.port_lo);
+        } else {
+            let _ = write!(out, ":{}-{}", r.port_lo, r.port_hi);
+        }
+        out.push('\n');
     }
     out
 }

@@ -11,6 +11,8 @@
 //!   with the "Try" hint after applying the lines before). A '#' later in a line is still
 //!   "unexpected argument #", as in ipvsadm.
 //! - Tokens equal to "rvsadm" are dropped too, like "ipvsadm".
+//! - `--add-mark`/`--del-mark` lines (rvs mark rules) are accepted; `--list-marks` is refused
+//!   like the listings.
 //! - `-L`, `-S`, `-h` and `-v` lines are refused ("not allowed in restore input"); ipvsadm would
 //!   print in the middle of restoring (and stop at `-h`/`-v`). A nested `-R` gets ipvsadm's "Try"
 //!   hint (exit 255).
@@ -76,7 +78,11 @@ pub fn parse_restore_with(
                     exit_code: EXIT_POPT,
                 }))
             }
-            Command::List(_) | Command::Save { .. } | Command::Help { .. } | Command::Version => {
+            Command::List(_)
+            | Command::Save { .. }
+            | Command::Help { .. }
+            | Command::Version
+            | Command::ListMarkRules => {
                 return Err(err(ParseError {
                     message: format!("'{}' is not allowed in restore input", first),
                     exit_code: EXIT_FAIL,

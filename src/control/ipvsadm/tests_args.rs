@@ -1021,3 +1021,106 @@ fn inet_aton_forms() {
         assert_eq!(inet_aton(s), want.map(ip), "for {s:?}");
     }
 }
+
+/// rvs extras (no ipvsadm equivalent).
+#[test]
+fn mark_rule_commands() {
+    let rule = |mark, proto, addr: &str, lo, hi| MarkRuleEntry {
+        mark,
+        proto,
+        vaddr: ip(addr),
+        port_lo: lo,
+        port_hi: hi,
+    };
+    let fail = |m: &str| {
+        Err(ParseError {
+            message: m.to_string(),
+            exit_code: 2,
+        })
+    };
+    assert_eq!(
+        p("--add-mark -f 7 -t 10.0.0.1:8000-8010"),
+        Ok(Command::AddMarkRule(rule(
+            7,
+            Proto::Tcp,
+            "10.0.0.1",
+            8000,
+            8010
+        )))
+    );
+    assert_eq!(
+        p("--del-mark --udp-service 10.0.0.1:53 --fwmark-service 9"),
+        Ok(Command::DeleteMarkRule(rule(
+            9,
+            Proto::Udp,
+            "10.0.0.1",
+            53,
+            53
+        )))
+    );
+    // Names resolve like -t; no port means every port.
+    assert_eq!(
+        p("--add-mark -f 1 -t vip.example.com:http"),
+        Ok(Command::AddMarkRule(rule(
+            1,
+            Proto::Tcp,
+            "10.0.0.1",
+            80,
+            80
+        )))
+    );
+    assert_eq!(
+        p("--add-mark -f 1 -u 10.0.0.1"),
+        Ok(Command::AddMarkRule(rule(
+            1,
+            Proto::Udp,
+            "10.0.0.1",
+            0,
+            65535
+        )))
+    );
+    assert_eq!(p("--list-marks"), Ok(Command::ListMarkRules));
+    assert_eq!(p("--list-marks -n"), fail("unexpected argument -n"));
+    assert_eq!(
+        p("--add-mark -f7 -t 10.0.0.1"),
+        fail("unexpected argument -f7")
+    );
+    assert_eq!(
+        p("--add-mark -f 0 -t 10.0.0.1"),
+        fail("invalid fwmark value `0' specified")
+    );
+    assert_eq!(
+        p("--add-mark -f 1 -f 2 -t 10.0.0.1"),
+        fail("multiple 'fwmark-service' options specified")
+    );
+    assert_eq!(
+        p("--add-mark -f 1 -t 10.0.0.1 -u 10.0.0.1"),
+        fail("multiple 'service-address' options specified")
+    );
+    for bad in [
+        "10.0.0.1:80-70",
+        "10.0.0.1:",
+        "80",
+        "10.0.0.1:1-x",
+        "[::1]:80",
+    ] {
+        assert_eq!(
+            p(&format!("--add-mark -f 1 -t {bad}")),
+            fail("illegal mark rule address[:port[-port]] specified"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        p("--del-mark -f 1"),
+        fail("You need to supply the 'service-address' option for the 'del-mark' command")
+    );
+    assert_eq!(
+        p("--add-mark -f"),
+        Err(ParseError {
+            message: "-f: missing argument".to_string(),
+            exit_code: 255
+        })
+    );
+    // Only as the first argument: elsewhere it is an unknown option, as in ipvsadm.
+    assert_eq!(p("-L --list-marks").map_err(|e| e.exit_code), Err(255));
+}

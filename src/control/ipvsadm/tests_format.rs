@@ -136,6 +136,7 @@ fn g1() -> ListSnapshot {
     ListSnapshot {
         conn_tab_size: 4096,
         services: vec![a, b, c, d],
+        total: None,
     }
 }
 
@@ -256,6 +257,7 @@ fn g2() -> ListSnapshot {
     ListSnapshot {
         conn_tab_size: 65536,
         services: vec![a, b, c, d, e, f, g, h, i, j],
+        total: None,
     }
 }
 
@@ -437,6 +439,7 @@ fn true_unsigned_order_is_a_deliberate_difference() {
             hi,
             svc(Proto::Tcp, "10.0.0.1", 80, 0, "rr", 0, None, HOST, false),
         ],
+        total: None,
     };
     let want = concat!(
         "IP Virtual Server version 1.2.1 (size=4096)\n",
