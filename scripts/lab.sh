@@ -134,8 +134,9 @@ write_config() {
         pub="device = \"net_af_xdp0\"\ndevargs = \"iface=rvs-pub,start_queue=0,queue_count=$workers\""
         priv="device = \"net_af_xdp1\"\ndevargs = \"iface=rvs-priv,start_queue=0,queue_count=$workers\""
     else
-        pub="device = \"net_af_packet0\"\ndevargs = \"iface=rvs-pub,qpairs=$workers\""
-        priv="device = \"net_af_packet1\"\ndevargs = \"iface=rvs-priv,qpairs=$workers\""
+        local big="framesz=16384,blocksz=16384,framecnt=512"
+        pub="device = \"net_af_packet0\"\ndevargs = \"iface=rvs-pub,qpairs=$workers,$big\""
+        priv="device = \"net_af_packet1\"\ndevargs = \"iface=rvs-priv,qpairs=$workers,$big\""
     fi
     python3 - "$ROOT/dpdk-config/lab.toml" "$CONF" "$workers" "$pub" "$priv" <<'PY'
 import re, sys

@@ -135,6 +135,15 @@ pub struct TablesConfig {
     /// Packets held per worker while their next hop is being resolved.
     #[serde(default = "default_hold")]
     pub arp_hold: u32,
+    /// Bytes of packet data per mbuf, headroom (128) included: the largest frame a port can
+    /// deliver in one buffer. Raise it for jumbo frames or for af_packet, whose kernel side
+    /// reassembles IP fragments before handing them over.
+    #[serde(default = "default_mbuf_size")]
+    pub mbuf_size: u16,
+}
+
+fn default_mbuf_size() -> u16 {
+    2176
 }
 
 fn default_conns() -> u32 {
@@ -147,7 +156,7 @@ fn default_mbufs() -> u32 {
     16383
 }
 fn default_hold() -> u32 {
-    64
+    256
 }
 
 impl Default for TablesConfig {
@@ -157,6 +166,7 @@ impl Default for TablesConfig {
             neighbours: default_neigh(),
             mbufs: default_mbufs(),
             arp_hold: default_hold(),
+            mbuf_size: default_mbuf_size(),
         }
     }
 }
@@ -348,6 +358,9 @@ impl Config {
         }
         if raw.tables.mbufs < 1023 {
             return Err(invalid("tables.mbufs must be at least 1023".into()));
+        }
+        if raw.tables.mbuf_size < 1024 + 128 {
+            return Err(invalid("tables.mbuf_size must be at least 1152".into()));
         }
         if raw.tables.arp_hold == 0 || raw.tables.arp_hold > 4096 {
             return Err(invalid("tables.arp_hold must be 1..4096".into()));
@@ -599,11 +612,17 @@ count = 2
             ),
             ("garbage = [".to_string(), "t.toml"),
             (
-                LAB.replace("[private]", "neighbours = { \"10.0.0.1\" = \"ff:ff:ff:ff:ff:ff\" }\n[private]"),
+                LAB.replace(
+                    "[private]",
+                    "neighbours = { \"10.0.0.1\" = \"ff:ff:ff:ff:ff:ff\" }\n[private]",
+                ),
                 "not a unicast MAC",
             ),
             (
-                LAB.replace("[private]", "neighbours = { \"10.9.0.1\" = \"02:00:00:00:00:01\" }\n[private]"),
+                LAB.replace(
+                    "[private]",
+                    "neighbours = { \"10.9.0.1\" = \"02:00:00:00:00:01\" }\n[private]",
+                ),
                 "not on any subnet",
             ),
         ];

@@ -13,7 +13,10 @@ use std::time::Duration;
 fn client_pings_and_arps_the_vip() {
     require_lab();
     let before = port_stats();
-    let o = netns("rvs-client", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.13"]);
+    let o = netns(
+        "rvs-client",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.13"],
+    );
     assert!(o.status.success(), "ping VIP: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("3 received"));
 
@@ -43,7 +46,10 @@ fn client_pings_and_arps_the_vip() {
 fn real_server_pings_the_dip() {
     require_lab();
     let before = port_stats();
-    let o = netns("rvs-rs1", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.8.13"]);
+    let o = netns(
+        "rvs-rs1",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.8.13"],
+    );
     assert!(o.status.success(), "ping DIP: {}", text(&o));
     let after = port_stats();
     assert!(
@@ -52,7 +58,10 @@ fn real_server_pings_the_dip() {
     );
     // The VIP is not an address of the private port: no answer there.
     let o = netns("rvs-rs1", &["ping", "-c", "1", "-W", "1", "10.0.0.13"]);
-    assert!(!o.status.success(), "VIP must not answer on the private side");
+    assert!(
+        !o.status.success(),
+        "VIP must not answer on the private side"
+    );
 }
 
 /// Ethernet + IPv4 + ICMP echo request from the client to the VIP, checksums correct.
@@ -107,7 +116,8 @@ fn malformed_frames_are_dropped_and_counted() {
         let s = port_stats();
         counter(&s, "public", "ipv4_bad_checksum") - counter(&before, "public", "ipv4_bad_checksum")
             >= 2
-            && counter(&s, "public", "ipv4_malformed") - counter(&before, "public", "ipv4_malformed")
+            && counter(&s, "public", "ipv4_malformed")
+                - counter(&before, "public", "ipv4_malformed")
                 >= 2
     });
     assert!(counted, "drops counted: {}", port_stats());
@@ -118,7 +128,10 @@ fn malformed_frames_are_dropped_and_counted() {
         counter(&before, "public", "echo_replies"),
         "no reply to malformed echo requests"
     );
-    let o = netns("rvs-client", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.13"]);
+    let o = netns(
+        "rvs-client",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.13"],
+    );
     assert!(o.status.success(), "appliance still answers: {}", text(&o));
 }
 
@@ -158,7 +171,10 @@ socket = "/run/rvs-test-bad/rvs.sock"
 fn broken_configs_exit_nonzero_with_one_clear_line() {
     let cases: Vec<(String, &str)> = vec![
         (GOOD.replace("[private]", "[private\n"), "expected"),
-        (GOOD.replace("10.0.0.13/24", "10.0.0.13"), "needs a prefix length"),
+        (
+            GOOD.replace("10.0.0.13/24", "10.0.0.13"),
+            "needs a prefix length",
+        ),
         (
             GOOD.replace("iface=rvs-pub", "iface=rvs-nosuch"),
             "kernel interface \"rvs-nosuch\"",
@@ -177,7 +193,12 @@ fn broken_configs_exit_nonzero_with_one_clear_line() {
     for (cfg, want) in cases {
         let o = run_rvs_with(&cfg);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "exit 1 for {want:?}: {}", text(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "exit 1 for {want:?}: {}",
+            text(&o)
+        );
         let last = err.lines().last().unwrap_or("");
         assert!(
             last.starts_with("rvs: error:") && last.contains(want),
@@ -220,6 +241,9 @@ fn sigterm_stops_cleanly_and_restart_serves_again() {
     assert!(!rvsadm(&["--stats-ports"]).status.success());
     let o = run("bash", &[lab.to_str().unwrap(), "start-rvs"]);
     assert!(o.status.success(), "restart: {}", text(&o));
-    let o = netns("rvs-client", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.13"]);
+    let o = netns(
+        "rvs-client",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.13"],
+    );
     assert!(o.status.success(), "serves again: {}", text(&o));
 }

@@ -27,9 +27,18 @@ fn fresh(workers: usize) {
         assert!(o.status.success(), "{}", text(&o));
         let o = run(
             "bash",
-            &[lab.to_str().unwrap(), "start-rvs", "--workers", &workers.to_string()],
+            &[
+                lab.to_str().unwrap(),
+                "start-rvs",
+                "--workers",
+                &workers.to_string(),
+            ],
         );
-        assert!(o.status.success(), "restart with {workers} workers: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "restart with {workers} workers: {}",
+            text(&o)
+        );
     }
     adm(&["-C"]);
 }
@@ -68,16 +77,39 @@ fn rr_alternates_between_real_servers() {
 fn wrr_weights_1_and_2_split_300_connections_100_200() {
     fresh(1);
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "wrr"]);
-    adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m", "-w", "1"]);
-    adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.15:80", "-m", "-w", "2"]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.14:80",
+        "-m",
+        "-w",
+        "1",
+    ]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.15:80",
+        "-m",
+        "-w",
+        "2",
+    ]);
     // 300 sequential connections from one curl process (each URL is a new connection).
     let urls: Vec<String> = (0..300).map(|i| format!("http://{VIP}/?{i}")).collect();
-    let mut args = vec!["curl", "-s", "-m", "60", "-w", "\n"];
-    for u in &urls {
-        args.push("-H");
-        args.push("Connection: close");
-        args.push(u);
-    }
+    let mut args = vec![
+        "curl",
+        "-s",
+        "-m",
+        "60",
+        "-w",
+        "\n",
+        "-H",
+        "Connection: close",
+    ];
+    args.extend(urls.iter().map(|u| u.as_str()));
     let mut full = vec!["netns", "exec", "rvs-client"];
     full.extend(args);
     let o = run("ip", &full);
@@ -96,13 +128,37 @@ fn port_mapping_and_refused_ports() {
     fresh(1);
     // The reference's port-mapping example.
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "wrr"]);
-    adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m", "-w", "1"]);
-    adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.15:8000", "-m", "-w", "2"]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.14:80",
+        "-m",
+        "-w",
+        "1",
+    ]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.15:8000",
+        "-m",
+        "-w",
+        "2",
+    ]);
     adm(&["-A", "-t", "10.0.0.13:21", "-s", "rr"]);
     adm(&["-a", "-t", "10.0.0.13:21", "-r", "192.168.8.15:21", "-m"]);
-    let got: Vec<String> = (0..3).map(|_| curl(&format!("http://{VIP}/")).unwrap()).collect();
+    let got: Vec<String> = (0..3)
+        .map(|_| curl(&format!("http://{VIP}/")).unwrap())
+        .collect();
     assert_eq!(got.iter().filter(|b| *b == "hello RS1").count(), 1);
-    assert_eq!(got.iter().filter(|b| *b == "hello RS2").count(), 2, "RS2:8000");
+    assert_eq!(
+        got.iter().filter(|b| *b == "hello RS2").count(),
+        2,
+        "RS2:8000"
+    );
     assert_eq!(curl(&format!("http://{VIP}:21/")).unwrap(), "hello RS2");
     let l = adm(&["-L", "-n"]);
     assert!(l.contains("192.168.8.15:8000"), "{l}");
@@ -116,7 +172,14 @@ fn port_mapping_and_refused_ports() {
 fn udp_query(payload: &str) -> String {
     let o = Command::new("ip")
         .args([
-            "netns", "exec", "rvs-client", "socat", "-t", "2", "-", "UDP4:10.0.0.13:53",
+            "netns",
+            "exec",
+            "rvs-client",
+            "socat",
+            "-t",
+            "2",
+            "-",
+            "UDP4:10.0.0.13:53",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -153,11 +216,16 @@ fn udp_service_answers_through_the_vip_and_fragments_arrive_whole() {
         "whole datagram echoed: {} bytes",
         a.len()
     );
+    // af_packet's kernel side reassembles fragments before rvs reads them (PACKET_FANOUT
+    // DEFRAG); rvs then fragments the datagram again for the 1500-byte egress MTU, in both
+    // directions.
     let after = port_stats();
-    assert!(
-        counter(&after, "public", "rx_packets") - counter(&before, "public", "rx_packets") >= 3,
-        "the request crossed rvs as fragments"
-    );
+    for port in ["private", "public"] {
+        assert!(
+            counter(&after, port, "fragments_out") - counter(&before, port, "fragments_out") >= 3,
+            "datagram fragmented again towards the {port} side: {after}"
+        );
+    }
     let l = adm(&["-L", "-n", "-c"]);
     assert!(l.contains("UDP"), "UDP connection listed: {l}");
 }
@@ -169,8 +237,13 @@ fn persistence_keeps_a_client_on_one_server() {
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "rr", "-p", "60"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.15:80", "-m"]);
-    let got: Vec<String> = (0..20).map(|_| curl(&format!("http://{VIP}/")).unwrap()).collect();
-    assert!(got.iter().all(|b| b == &got[0]), "all 20 on one server: {got:?}");
+    let got: Vec<String> = (0..20)
+        .map(|_| curl(&format!("http://{VIP}/")).unwrap())
+        .collect();
+    assert!(
+        got.iter().all(|b| b == &got[0]),
+        "all 20 on one server: {got:?}"
+    );
     let l = adm(&["-L", "-n"]);
     assert!(l.contains("persistent 60"), "{l}");
 }
@@ -180,7 +253,12 @@ fn make_big_file(mb: usize) -> String {
     if std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) != (mb as u64) << 20 {
         let o = run(
             "dd",
-            &["if=/dev/urandom", &format!("of={p}"), "bs=1M", &format!("count={mb}")],
+            &[
+                "if=/dev/urandom",
+                &format!("of={p}"),
+                "bs=1M",
+                &format!("count={mb}"),
+            ],
         );
         assert!(o.status.success(), "{}", text(&o));
         std::fs::copy(p, "/run/rvs/www-rs2/big.bin").unwrap();
@@ -195,8 +273,22 @@ fn make_big_file(mb: usize) -> String {
 
 /// Starts downloading big.bin through the VIP into a file; `finish` checks it.
 fn download(rate: Option<&str>) -> (std::process::Child, String) {
-    let out = format!("/tmp/rvs-dl-{}-{}.bin", std::process::id(), rate.unwrap_or("full"));
-    let mut args = vec!["netns", "exec", "rvs-client", "curl", "-s", "-m", "300", "-o", &out];
+    let out = format!(
+        "/tmp/rvs-dl-{}-{}.bin",
+        std::process::id(),
+        rate.unwrap_or("full")
+    );
+    let mut args = vec![
+        "netns",
+        "exec",
+        "rvs-client",
+        "curl",
+        "-s",
+        "-m",
+        "300",
+        "-o",
+        &out,
+    ];
     if let Some(r) = rate {
         args.push("--limit-rate");
         args.push(r);
@@ -245,7 +337,11 @@ fn weight_zero_lets_a_transfer_finish_and_moves_new_connections() {
     let (rs, other) = busy.unwrap();
     adm(&["-e", "-t", "10.0.0.13:80", "-r", rs, "-m", "-w", "0"]);
     for _ in 0..6 {
-        assert_eq!(curl(&format!("http://{VIP}/")).unwrap(), other, "new connections avoid {rs}");
+        assert_eq!(
+            curl(&format!("http://{VIP}/")).unwrap(),
+            other,
+            "new connections avoid {rs}"
+        );
     }
     let (sha, n) = finish(dl);
     assert_eq!(n, 40 << 20, "transfer completed");
@@ -277,25 +373,45 @@ fn multicore(workers: usize) {
     fresh(workers);
     rr_service();
     let r = conc(2000);
-    assert_eq!(r["ok"], 2000, "all 2000 concurrent connections complete: {r}");
+    assert_eq!(
+        r["ok"], 2000,
+        "all 2000 concurrent connections complete: {r}"
+    );
     assert_eq!(r["max_open"], 2000, "all open at once: {r}");
-    assert_eq!(r["by_body"]["hello RS1"], 1000, "{r}");
-    assert_eq!(r["by_body"]["hello RS2"], 1000, "{r}");
+    // Scheduler state is per core (as the design requires): each core runs its own rr, so
+    // the split is exact per core and within one connection per core overall.
+    let rs1 = r["by_body"]["hello RS1"].as_i64().unwrap_or(0);
+    let rs2 = r["by_body"]["hello RS2"].as_i64().unwrap_or(0);
+    assert_eq!(rs1 + rs2, 2000, "{r}");
+    assert!((rs1 - rs2).abs() <= workers as i64, "rr per core: {r}");
     // Ownership: every packet handed over by a receiving core was processed by its owner, none
     // was lost on the way, and every core took part.
     std::thread::sleep(Duration::from_millis(300));
     let s = port_stats();
     let handed_over = sum_workers(&s, |w| {
-        w["ports"].as_array().unwrap().iter().map(|p| p["handed_over"].as_u64().unwrap()).sum()
+        w["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["handed_over"].as_u64().unwrap())
+            .sum()
     });
     let handed_in = sum_workers(&s, |w| w["handed_in"].as_u64().unwrap());
     assert_eq!(handed_over, handed_in, "handed over == handed in: {s}");
-    assert!(handed_over > 0, "with {workers} workers some packets change core: {s}");
+    assert!(
+        handed_over > 0,
+        "with {workers} workers some packets change core: {s}"
+    );
     for p in ["public", "private"] {
         assert_eq!(counter(&s, p, "handover_full"), 0);
     }
     for w in s["workers"].as_array().unwrap() {
-        let rx: u64 = w["ports"].as_array().unwrap().iter().map(|p| p["rx_packets"].as_u64().unwrap()).sum();
+        let rx: u64 = w["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["rx_packets"].as_u64().unwrap())
+            .sum();
         assert!(rx > 0, "worker {} received traffic: {s}", w["worker"]);
     }
 }

@@ -88,6 +88,8 @@ struct Mgmt {
     lcores: Vec<u32>,
     neigh: Mutex<[NeighTable; 2]>,
     clock: TscClock,
+    /// The IPVS configuration and statistics (every ipvsadm request).
+    ipvs: super::ipvs::Ipvs,
 }
 
 impl Handler for Mgmt {
@@ -106,6 +108,7 @@ impl Handler for Mgmt {
                     .collect();
                 json_ok(&NeighReply { ports: rows })
             }
+            other => self.ipvs.handle(other),
         }
     }
 }
@@ -237,7 +240,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             lcores.len()
         )));
     }
-    let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, 2176, 0)?;
+    let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, cfg.tables.mbuf_size, 0)?;
 
     let mut ports = Vec::new();
     let mut queues = Vec::new();
@@ -399,11 +402,25 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
         drivers: [drivers[0].clone(), drivers[1].clone()],
         lcores: lcores.iter().take(nworkers).copied().collect(),
         neigh: Mutex::new([
-            NeighTable::new(cfg.tables.neighbours as usize, timers),
-            NeighTable::new(cfg.tables.neighbours as usize, timers),
+            neigh_table(&cfg.public, cfg.tables.neighbours as usize, timers),
+            neigh_table(&cfg.private, cfg.tables.neighbours as usize, timers),
         ]),
         clock: TscClock::new(dpdk::tsc_hz()),
+        ipvs: super::ipvs::Ipvs::new(shared.clone()),
     });
+    for r in PortRole::ALL {
+        let t = mgmt.neigh.lock().unwrap_or_else(|e| e.into_inner());
+        shared.neigh[r.index()].publish(t[r.index()].snapshot());
+    }
+    if let Some(path) = &cfg.rules.file {
+        if let Err(e) = mgmt.ipvs.load_rules_file(path) {
+            shared.running.store(false, Ordering::SeqCst);
+            for h in handles {
+                h.wait();
+            }
+            return Err(AppError::Precheck(e));
+        }
+    }
     let server = bound.serve(mgmt.clone());
     let mut tx = MgmtTx {
         pool,
@@ -455,6 +472,14 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     }
     eprintln!("rvs: stopped");
     Ok(())
+}
+
+fn neigh_table(iface: &Interface, capacity: usize, timers: NeighTimers) -> NeighTable {
+    let mut t = NeighTable::new(capacity, timers);
+    for (ip, mac) in &iface.neighbours {
+        t.add_permanent(*ip, *mac);
+    }
+    t
 }
 
 fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
@@ -513,6 +538,8 @@ fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
                 }
             }
         }
+        // Rate estimation (every 2 s inside) and purging of removed real servers.
+        mgmt.ipvs.tick(now);
         std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -112,6 +112,8 @@ pub struct PortCounters {
     pub echo_replies: AtomicU64,
     /// Packets this worker received on this port and handed to another core (the owner).
     pub handed_over: AtomicU64,
+    /// Fragments this worker built to fit a packet into this port's MTU.
+    pub fragments_out: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
 }
 
@@ -150,6 +152,8 @@ pub struct PortCountersSnapshot {
     pub arp_replies: u64,
     pub echo_replies: u64,
     pub handed_over: u64,
+    #[serde(default)]
+    pub fragments_out: u64,
     /// (reason, count) for every reason, zeros included, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -164,6 +168,7 @@ impl PortCountersSnapshot {
             arp_replies: c.arp_replies.load(Relaxed),
             echo_replies: c.echo_replies.load(Relaxed),
             handed_over: c.handed_over.load(Relaxed),
+            fragments_out: c.fragments_out.load(Relaxed),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))
@@ -180,6 +185,7 @@ impl PortCountersSnapshot {
         self.arp_replies += o.arp_replies;
         self.echo_replies += o.echo_replies;
         self.handed_over += o.handed_over;
+        self.fragments_out += o.fragments_out;
         if self.drops.is_empty() {
             self.drops = o.drops.clone();
         } else {

@@ -134,6 +134,50 @@ fn swap_macs(frame: &mut [u8]) {
     frame[6..12].copy_from_slice(&d);
 }
 
+/// How many fragments an IPv4 packet (`ip`, header at 0) needs for `mtu`: 1 when it fits or
+/// cannot be fragmented here, None when it is malformed or `mtu` is too small to carry data.
+pub fn fragments_needed(ip: &[u8], mtu: usize) -> Option<usize> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let (hl, tl) = (p.header_len(), usize::from(p.total_len()));
+    if tl <= mtu {
+        return Some(1);
+    }
+    let chunk = (mtu.checked_sub(hl)? / 8) * 8;
+    if chunk == 0 {
+        return None;
+    }
+    Some((tl - hl).div_ceil(chunk))
+}
+
+/// Writes fragment `index` of the IPv4 packet `ip` for `mtu` into `out` (as an IPv4 packet)
+/// and returns its length. Fragments carry the original header (options included) with their
+/// offset, MF and checksum set; an already fragmented packet is split further correctly.
+pub fn write_fragment(ip: &[u8], mtu: usize, index: usize, out: &mut [u8]) -> Option<usize> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    let (hl, tl) = (p.header_len(), usize::from(p.total_len()));
+    let chunk = (mtu.checked_sub(hl)? / 8) * 8;
+    let payload = ip.get(hl..tl)?;
+    let start = index.checked_mul(chunk)?;
+    if chunk == 0 || start >= payload.len() {
+        return None;
+    }
+    let len = chunk.min(payload.len() - start);
+    let last = start + len == payload.len();
+    let o = out.get_mut(..hl + len)?;
+    o[..hl].copy_from_slice(&ip[..hl]);
+    o[hl..].copy_from_slice(&payload[start..start + len]);
+    // The copied header still carries the whole packet's length: fix it before re-parsing.
+    o[2..4].copy_from_slice(&((hl + len) as u16).to_be_bytes());
+    let mut f = Ipv4Packet::new_checked(&mut *o).ok()?;
+    let units = (p.frag_offset() as usize + start) / 8;
+    let mf = !last || p.more_frags();
+    f.set_flags_frag(
+        (units as u16) | if mf { 0x2000 } else { 0 } | if p.dont_frag() { 0x4000 } else { 0 },
+    );
+    f.fill_checksum();
+    Some(hl + len)
+}
+
 /// Writes the Ethernet header for a packet leaving `port` towards `next_hop_mac`.
 #[inline]
 pub fn set_l2(frame: &mut [u8], port: &PortInfo, next_hop_mac: MacAddr) {
@@ -337,6 +381,66 @@ mod tests {
             receive(&mut ipv6, &port(), &mut l),
             Rx::Drop(DropReason::UnsupportedEthertype)
         );
+    }
+
+    /// An IPv4/UDP packet of `payload` bytes with a valid header checksum.
+    fn udp_packet(payload: usize, frag_field: u16) -> Vec<u8> {
+        let tl = 20 + 8 + payload;
+        let mut ip = vec![0x45, 0, (tl >> 8) as u8, tl as u8, 0xbe, 0xef];
+        ip.extend_from_slice(&frag_field.to_be_bytes());
+        ip.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 12, 192, 168, 8, 14]);
+        let c = naive_csum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&[
+            0x30,
+            0x39,
+            0,
+            53,
+            ((8 + payload) >> 8) as u8,
+            (8 + payload) as u8,
+            0,
+            0,
+        ]);
+        ip.extend((0..payload).map(|i| (i * 7) as u8));
+        ip
+    }
+
+    #[test]
+    fn fragments_reassemble_to_the_original() {
+        let ip = udp_packet(4000, 0);
+        assert_eq!(fragments_needed(&ip, 1500), Some(3));
+        assert_eq!(fragments_needed(&ip, 5000), Some(1));
+        let mut payload = Vec::new();
+        let mut out = [0u8; 1600];
+        for i in 0..3 {
+            let n = write_fragment(&ip, 1500, i, &mut out).unwrap();
+            assert!(n <= 1500);
+            let f = Ipv4Packet::new_checked(&out[..n]).unwrap();
+            assert!(f.verify_checksum());
+            assert_eq!(f.ident(), 0xbeef);
+            assert_eq!(f.frag_offset() as usize, payload.len());
+            assert_eq!(f.more_frags(), i < 2);
+            payload.extend_from_slice(f.payload());
+        }
+        assert!(write_fragment(&ip, 1500, 3, &mut out).is_none());
+        assert_eq!(payload, ip[20..]);
+        assert_eq!(fragments_needed(&ip, 20), None, "no room for data");
+    }
+
+    #[test]
+    fn fragmenting_a_fragment_keeps_offsets_and_mf() {
+        // A middle fragment (offset 1480, MF) split again keeps MF on every piece.
+        let ip = udp_packet(1992, 0x2000 | (1480 / 8));
+        let mut out = [0u8; 1600];
+        let n = fragments_needed(&ip, 1000).unwrap();
+        let mut off = 1480;
+        for i in 0..n {
+            let len = write_fragment(&ip, 1000, i, &mut out).unwrap();
+            let f = Ipv4Packet::new_checked(&out[..len]).unwrap();
+            assert_eq!(f.frag_offset() as usize, off);
+            assert!(f.more_frags());
+            off += len - 20;
+        }
     }
 
     proptest::proptest! {

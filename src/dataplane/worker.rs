@@ -339,7 +339,9 @@ impl Worker {
             self.counters().port(role).drop(DropReason::NoMbuf);
             return;
         };
-        let room = out.tailroom().min(ethernet::HEADER_LEN + icmp::MAX_ERROR_LEN);
+        let room = out
+            .tailroom()
+            .min(ethernet::HEADER_LEN + icmp::MAX_ERROR_LEN);
         if out.set_len(room).is_err() {
             return;
         }
@@ -399,8 +401,45 @@ impl Worker {
         }
     }
 
-    /// Routes a packet whose IPv4 destination is `dst` out of `out`, resolving the next hop.
-    fn forward(&mut self, mut m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
+    /// Routes a packet whose IPv4 destination is `dst` out of `out`, fragmenting it for the
+    /// egress MTU when needed (the load balancer has already refused DF packets that do not
+    /// fit), resolving the next hop.
+    fn forward(&mut self, m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
+        let mtu = self.shared.port(out).iface.mtu as usize;
+        let l3 = ethernet::HEADER_LEN;
+        if m.len() <= l3 + mtu {
+            return self.forward_one(m, out, dst, now);
+        }
+        let ip = &m.data()[l3..];
+        let Some(n) = l3::fragments_needed(ip, mtu) else {
+            self.counters().port(out).drop(DropReason::Ipv4Malformed);
+            return;
+        };
+        if n == 1 {
+            return self.forward_one(m, out, dst, now);
+        }
+        for i in 0..n {
+            let Some(mut f) = self.pool.alloc() else {
+                self.counters().port(out).drop(DropReason::NoMbuf);
+                return;
+            };
+            if f.set_len((l3 + mtu).min(f.tailroom())).is_err() {
+                return;
+            }
+            let buf = f.data_mut();
+            buf[..l3].copy_from_slice(&m.data()[..l3]);
+            let Some(len) = l3::write_fragment(&m.data()[l3..], mtu, i, &mut buf[l3..]) else {
+                self.counters().port(out).drop(DropReason::Ipv4Malformed);
+                return;
+            };
+            if f.set_len(l3 + len).is_ok() {
+                bump(&self.counters().port(out).fragments_out, 1);
+                self.forward_one(f, out, dst, now);
+            }
+        }
+    }
+
+    fn forward_one(&mut self, mut m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
         let port = self.shared.port(out);
         let Some(nh) = port.iface.next_hop(dst) else {
             self.counters().port(out).drop(DropReason::NoRoute);

@@ -486,7 +486,8 @@ impl State {
                     None,
                 ));
             }
-            return Some(Verdict::Drop(DropReason::NeedsFragmentation));
+            // Without DF the packet goes on: the dataplane fragments it for the egress MTU, as
+            // the kernel's IP output does for IPVS (which sets ignore_df).
         }
         None
     }
@@ -1615,12 +1616,17 @@ mod tests {
                 src: None
             }
         );
+        assert_eq!(lb.conn_count(), 0);
+        // Without DF it is forwarded; the dataplane fragments it for the egress MTU.
         let mut big = ip_packet(cip(1), VIP, 6, 64, 0, 1, &seg);
         assert_eq!(
             lb.process(&mut big, PUB, 0),
-            Verdict::Drop(DropReason::NeedsFragmentation)
+            Verdict::Forward {
+                port: PortRole::Private
+            }
         );
-        assert_eq!(lb.conn_count(), 0);
+        assert_eq!(lb.conn_count(), 1);
+        lb.flush_conns(0, usize::MAX);
         assert_eq!(lb.stats().engine.ttl_exceeded.get(), 1);
         assert_eq!(lb.stats().engine.frag_needed.get(), 1);
         // Never an ICMP error to a non-unicast source.

@@ -180,8 +180,6 @@ pub enum DropReason {
     IcmpFragmented,
     /// A related ICMP error matching no connection.
     IcmpNoConnection,
-    /// Larger than the egress MTU without DF: rvs does not fragment.
-    NeedsFragmentation,
     /// A non-first fragment arrived before its first fragment (not held: dropped).
     FragOutOfOrder,
     /// No room to track a fragmented datagram.
@@ -191,7 +189,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 12;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::NoConnection,
@@ -202,7 +200,6 @@ impl DropReason {
         DropReason::IcmpBadChecksum,
         DropReason::IcmpFragmented,
         DropReason::IcmpNoConnection,
-        DropReason::NeedsFragmentation,
         DropReason::FragOutOfOrder,
         DropReason::FragTableFull,
         DropReason::FragTooShort,
@@ -224,7 +221,6 @@ impl DropReason {
             DropReason::IcmpBadChecksum => "icmp_bad_checksum",
             DropReason::IcmpFragmented => "icmp_fragmented",
             DropReason::IcmpNoConnection => "icmp_no_connection",
-            DropReason::NeedsFragmentation => "needs_fragmentation",
             DropReason::FragOutOfOrder => "frag_out_of_order",
             DropReason::FragTableFull => "frag_table_full",
             DropReason::FragTooShort => "frag_too_short",

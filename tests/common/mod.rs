@@ -52,7 +52,11 @@ pub fn rvsadm(args: &[&str]) -> Output {
 /// The appliance's counters (`rvsadm --stats-ports --json`).
 pub fn port_stats() -> serde_json::Value {
     let o = rvsadm(&["--stats-ports", "--json"]);
-    assert!(o.status.success(), "rvsadm --stats-ports failed: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "rvsadm --stats-ports failed: {}",
+        text(&o)
+    );
     serde_json::from_slice(&o.stdout).expect("json")
 }
 
