@@ -8,7 +8,7 @@
 #   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2"
 #   (RS2 also on :8000 and :21), UDP :53 answering "hello RSn <payload>" (scripts/lab-server.py).
 #
-# Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--no-rvs]
+# Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs]
 #        scripts/lab.sh down | status | start-rvs [...] | stop-rvs
 # Files: /run/rvs/lab.toml (the config rvs runs with), /run/rvs/rvs.log, /run/rvs/rvs.pid.
 set -euo pipefail
@@ -34,6 +34,7 @@ PY=/usr/bin/python3
 workers=1
 driver=af_packet
 start_rvs=1
+rules=""
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -44,6 +45,7 @@ parse_opts() {
             --workers) workers=${2:?}; shift 2 ;;
             --driver) driver=${2:?}; shift 2 ;;
             --no-rvs) start_rvs=0; shift ;;
+            --rules) rules=${2:?}; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
@@ -151,6 +153,9 @@ t = sect(t, 'private', priv)
 t = re.sub(r'(\[workers\]\ncount = )\d+', r'\g<1>' + workers, t)
 open(dst, 'w').write(t)
 PY
+    if [ -n "$rules" ]; then
+        printf '\n[rules]\nfile = "%s"\n' "$(readlink -f "$rules")" >> "$CONF"
+    fi
 }
 
 rvs_start() {
@@ -227,5 +232,5 @@ case "$cmd" in
     status) status ;;
     start-rvs) parse_opts "$@"; rvs_start ;;
     stop-rvs) rvs_stop ;;
-    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs" >&2; exit 2 ;;
 esac
