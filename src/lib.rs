@@ -1,7 +1,7 @@
 //! rvs: the Linux Virtual Server NAT model as a DPDK poll-mode appliance.
 //!
 //! Layers (see docs/architecture.md):
-//! - [`dpdk`]: the only module with `unsafe`: generated FFI and safe wrappers.
+//! - [`dpdk`]: generated FFI and safe wrappers; the only module allowed raw-pointer code.
 //! - [`net`]: zero-copy header views and checksums; no DPDK types.
 //! - [`lb`]: the IPVS core, sans-IO: bytes, a port role and a time in, verdicts out.
 //! - [`dataplane`]: the worker loop tying ports, `net` and `lb` together.

@@ -155,7 +155,7 @@ impl HostsDb {
 /// `ToSocketAddrs`) for forward host lookups, `/etc/hosts` for reverse lookups.
 ///
 /// Deliberate difference: ipvsadm's `gethostbyaddr` may ask DNS for PTR records; std offers no
-/// reverse lookup without `unsafe`/libc, so rvsadm consults `/etc/hosts` only and otherwise
+/// reverse lookup without libc FFI, so rvsadm consults `/etc/hosts` only and otherwise
 /// prints the number (what ipvsadm prints when the lookup finds nothing).
 #[derive(Debug, Clone, Default)]
 pub struct SystemNames {
