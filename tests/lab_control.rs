@@ -359,7 +359,7 @@ fn two_hundred_edits_under_load_lose_nothing() {
     std::fs::copy(file, "/run/rvs/www-rs2/edit.bin").unwrap();
     let before = port_stats();
     // Continuous new connections, and one long transfer that must survive every edit.
-    let mut load = Command::new("ip")
+    let load = Command::new("ip")
         .args([
             "netns",
             "exec",

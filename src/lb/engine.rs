@@ -475,19 +475,17 @@ impl State {
             PortRole::Public => self.params.mtu_public,
             PortRole::Private => self.params.mtu_private,
         };
-        if h.tl > mtu as usize {
-            if h.df {
-                return Some(self.icmp_error(
-                    ip,
-                    h,
-                    icmp::DEST_UNREACH,
-                    icmp::FRAG_NEEDED,
-                    mtu as u32,
-                    None,
-                ));
-            }
-            // Without DF the packet goes on: the dataplane fragments it for the egress MTU, as
-            // the kernel's IP output does for IPVS (which sets ignore_df).
+        // Without DF an oversized packet goes on: the dataplane fragments it for the egress MTU,
+        // as the kernel's IP output does for IPVS (which sets ignore_df).
+        if h.tl > mtu as usize && h.df {
+            return Some(self.icmp_error(
+                ip,
+                h,
+                icmp::DEST_UNREACH,
+                icmp::FRAG_NEEDED,
+                mtu as u32,
+                None,
+            ));
         }
         None
     }
