@@ -140,9 +140,9 @@ write_config() {
         pub="device = \"net_af_packet0\"\ndevargs = \"iface=rvs-pub,qpairs=$workers,$big\""
         priv="device = \"net_af_packet1\"\ndevargs = \"iface=rvs-priv,qpairs=$workers,$big\""
     fi
-    python3 - "$ROOT/dpdk-config/lab.toml" "$CONF" "$workers" "$pub" "$priv" <<'PY'
+    python3 - "$ROOT/dpdk-config/lab.toml" "$CONF" "$workers" "$pub" "$priv" "$driver" <<'PY'
 import re, sys
-src, dst, workers, pub, priv = sys.argv[1:]
+src, dst, workers, pub, priv, driver = sys.argv[1:]
 t = open(src).read()
 def sect(t, name, body):
     # Replace the device/devargs lines of one section.
@@ -151,6 +151,9 @@ def sect(t, name, body):
 t = sect(t, 'public', pub)
 t = sect(t, 'private', priv)
 t = re.sub(r'(\[workers\]\ncount = )\d+', r'\g<1>' + workers, t)
+if driver == 'af_xdp':
+    # AF_XDP umem frames are at most a page: standard mbufs (it does not reassemble fragments).
+    t = re.sub(r'(?m)^mbuf_size = \d+', 'mbuf_size = 2176', t)
 open(dst, 'w').write(t)
 PY
     if [ -n "$rules" ]; then
@@ -158,8 +161,25 @@ PY
     fi
 }
 
+set_queues() { # n: active veth queues on both appliance links (AF_XDP binds queues 0..n-1;
+               # a frame the peer sends on another queue would never reach it)
+    local n=$1
+    ethtool -L rvs-pub rx "$n" tx "$n" >/dev/null
+    ip netns exec $NS_CLIENT ethtool -L eth0 rx "$n" tx "$n" >/dev/null
+    ethtool -L rvs-priv rx "$n" tx "$n" >/dev/null
+    ip netns exec $NS_SW ethtool -L rvs-priv-s rx "$n" tx "$n" >/dev/null
+}
+
 rvs_start() {
     [ -x "$RVS_BIN" ] || die "$RVS_BIN not built (cargo build --release)"
+    if [ "$driver" = af_xdp ]; then
+        # net_af_xdp sizes itself from the device's combined channels, which veth does not
+        # report: one queue, so one worker.
+        [ "$workers" -eq 1 ] || die "af_xdp on the lab's veth links supports one worker (use af_packet for more)"
+        set_queues 1
+    else
+        set_queues $QUEUES
+    fi
     write_config
     if [ -f $PID ] && kill -0 "$(cat $PID)" 2>/dev/null; then die "rvs already running (pid $(cat $PID))"; fi
     setsid "$RVS_BIN" --config "$CONF" >"$LOG" 2>&1 < /dev/null &

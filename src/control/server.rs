@@ -26,10 +26,19 @@ pub enum ServerError {
     NoGroup(String),
 }
 
-/// A bound control socket (not yet serving).
+/// A bound control socket (not yet serving). Dropped without serving (start-up failed later),
+/// it removes the socket file so no stale socket is left behind.
 pub struct Bound {
-    listener: UnixListener,
+    listener: Option<UnixListener>,
     path: PathBuf,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Checks the socket path is free and binds it: directory 0750, socket 0660, both owned by
@@ -59,7 +68,7 @@ pub fn bind(path: &Path, group: &str) -> Result<Bound, ServerError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
     nix::unistd::chown(path, None, Some(gid)).map_err(|e| io(e.into()))?;
     Ok(Bound {
-        listener,
+        listener: Some(listener),
         path: path.to_path_buf(),
     })
 }
@@ -72,17 +81,18 @@ pub struct Server {
 }
 
 impl Bound {
-    pub fn serve<H: Handler>(self, handler: Arc<H>) -> Server {
+    pub fn serve<H: Handler>(mut self, handler: Arc<H>) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let listener = self.listener;
-        let _ = listener.set_nonblocking(true);
-        let thread = std::thread::Builder::new()
-            .name("rvs-control".into())
-            .spawn(move || accept_loop(listener, handler, stop2))
-            .ok();
+        let thread = self.listener.take().and_then(|listener| {
+            let _ = listener.set_nonblocking(true);
+            std::thread::Builder::new()
+                .name("rvs-control".into())
+                .spawn(move || accept_loop(listener, handler, stop2))
+                .ok()
+        });
         Server {
-            path: self.path,
+            path: self.path.clone(),
             stop,
             thread,
         }
@@ -317,6 +327,15 @@ mod tests {
             assert!(h.join().unwrap());
         }
         drop(srv);
+    }
+
+    #[test]
+    fn a_bound_socket_dropped_unserved_is_removed() {
+        let p = tmp_sock("unserved");
+        let b = bind(&p, &root_group()).unwrap();
+        assert!(p.exists());
+        drop(b);
+        assert!(!p.exists(), "no stale socket after a failed start");
     }
 
     #[test]
