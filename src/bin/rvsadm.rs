@@ -151,6 +151,10 @@ fn stats_ports(ex: &Extras) {
             p.hw.imissed,
             p.hw.ierrors + p.hw.oerrors
         );
+        println!(
+            "  steering {}  fragments_out {}",
+            p.steering, p.sw.fragments_out
+        );
         for (reason, n) in p.sw.drops.iter().filter(|d| d.1 > 0) {
             println!("  drop {reason:<22} {n}");
         }

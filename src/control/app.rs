@@ -85,6 +85,8 @@ struct Mgmt {
     shared: Arc<Shared>,
     port_ids: [PortId; 2],
     drivers: [String; 2],
+    /// How packets reach their owner core on each port (detected at start).
+    steering: [&'static str; 2],
     lcores: Vec<u32>,
     neigh: Mutex<[NeighTable; 2]>,
     clock: TscClock,
@@ -134,6 +136,7 @@ impl Mgmt {
                 role: role.name().into(),
                 device: info.iface.device.clone(),
                 driver: self.drivers[role.index()].clone(),
+                steering: self.steering[role.index()].to_string(),
                 mac: info.mac.to_string(),
                 addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
                 link_up: link.up,
@@ -159,6 +162,28 @@ impl Mgmt {
             })
             .collect();
         json_ok(&PortStatsReply { ports, workers })
+    }
+}
+
+/// Whether the port's driver can hash on the client endpoint only (source fields on the public
+/// port, destination fields on the private port), which would keep both directions of a
+/// connection on one queue without software handover (dpdk-notes: mlx5 at port level).
+fn steering_of(role: PortRole, info: &dpdk::DevInfo, workers: usize) -> &'static str {
+    use crate::dpdk::port::*;
+    if workers == 1 {
+        return "single worker";
+    }
+    let endpoint = match role {
+        PortRole::Public => RSS_L3_SRC_ONLY | RSS_L4_SRC_ONLY,
+        PortRole::Private => RSS_L3_DST_ONLY | RSS_L4_DST_ONLY,
+    };
+    let need = endpoint | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP;
+    if info.flow_type_rss_offloads & need == need {
+        // Capable, but the NIC's Toeplitz/RETA placement is not mirrored by `lb::steer` yet, so
+        // the software owner check stays authoritative and hands over what lands elsewhere.
+        "software handover (driver could hash the client endpoint; not programmed yet)"
+    } else {
+        "software handover (driver cannot hash the client endpoint only)"
     }
 }
 
@@ -245,6 +270,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     let mut ports = Vec::new();
     let mut queues = Vec::new();
     let mut drivers = Vec::new();
+    let mut steerings = Vec::new();
     for (role, iface) in [
         (PortRole::Public, &cfg.public),
         (PortRole::Private, &cfg.private),
@@ -278,12 +304,15 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             AppError::Precheck(format!("{} port {}: {e}", role.name(), iface.device))
         })?;
         p.start()?;
+        let steering = steering_of(role, &info, nworkers);
         tracing::info!(
             port = role.name(),
             device = %iface.device,
             driver = %info.driver,
+            steering,
             "port started"
         );
+        steerings.push(steering);
         drivers.push(info.driver);
         queues.push((rxq, txq));
         ports.push(p);
@@ -400,6 +429,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
         shared: shared.clone(),
         port_ids: [ports[0].id(), ports[1].id()],
         drivers: [drivers[0].clone(), drivers[1].clone()],
+        steering: [steerings[0], steerings[1]],
         lcores: lcores.iter().take(nworkers).copied().collect(),
         neigh: Mutex::new([
             neigh_table(&cfg.public, cfg.tables.neighbours as usize, timers),

@@ -382,6 +382,9 @@ pub struct PortReport {
     pub role: String,
     pub device: String,
     pub driver: String,
+    /// How packets reach the core that owns their connection (detected at start).
+    #[serde(default)]
+    pub steering: String,
     pub mac: String,
     pub addresses: Vec<String>,
     pub link_up: bool,
