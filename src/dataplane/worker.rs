@@ -285,13 +285,17 @@ impl Worker {
         if let Some(Some(ring)) = self.handover.to.get_mut(core) {
             ring.enqueue(&mut self.ho_out[core]);
         }
-        let left = self.ho_out[core].len();
-        if left > 0 {
-            let c = &self.shared.counters[self.idx].ports[0];
-            for _ in 0..left {
-                c.drop(DropReason::HandoverFull);
+        if !self.ho_out[core].is_empty() {
+            // The owner's ring is full: drop the rest, counted on the port each came in on.
+            let mut left = std::mem::take(&mut self.ho_out[core]);
+            for m in left.drain() {
+                let role = if m.port() == self.port_ids[1] {
+                    PortRole::Private
+                } else {
+                    PortRole::Public
+                };
+                self.counters().port(role).drop(DropReason::HandoverFull);
             }
-            self.ho_out[core] = Burst::new();
         }
     }
 
