@@ -289,13 +289,19 @@ impl Worker {
             // The owner's ring is full: drop the rest, counted on the port each came in on.
             let mut left = std::mem::take(&mut self.ho_out[core]);
             for m in left.drain() {
-                let role = if m.port() == self.port_ids[1] {
-                    PortRole::Private
-                } else {
-                    PortRole::Public
-                };
+                let role = self.role_of(&m);
                 self.counters().port(role).drop(DropReason::HandoverFull);
             }
+        }
+    }
+
+    /// The port a packet came in on (the PMD records its port id in the mbuf).
+    #[inline(always)]
+    fn role_of(&self, m: &Mbuf) -> PortRole {
+        if m.port() == self.port_ids[1] {
+            PortRole::Private
+        } else {
+            PortRole::Public
         }
     }
 
@@ -313,11 +319,7 @@ impl Worker {
             let mut it = rx.drain();
             while let Some(m) = it.next() {
                 dpdk::prefetch(it.peek_data_ptr(1));
-                let role = if m.port() == self.port_ids[1] {
-                    PortRole::Private
-                } else {
-                    PortRole::Public
-                };
+                let role = self.role_of(&m);
                 self.balance(m, role, ethernet::HEADER_LEN, now, true);
             }
         }
