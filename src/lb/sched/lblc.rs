@@ -41,6 +41,66 @@ pub(crate) fn set_of(daddr: u32, bits: u32) -> usize {
     }
 }
 
+/// What the set-associative locality caches (lblc, lblcr) need to know of an entry.
+pub(crate) trait CacheSlot {
+    fn key(&self) -> u32;
+    fn in_use(&self) -> bool;
+    fn last_use(&self) -> Time;
+}
+
+/// The kernel's sweep removes an entry once `now >= lastuse + expiration`.
+#[inline]
+pub(crate) fn slot_expired<E: CacheSlot>(e: &E, now: Time, expiration: Time) -> bool {
+    now.saturating_sub(e.last_use()) >= expiration
+}
+
+#[inline]
+fn set_range(daddr: u32, bits: u32) -> std::ops::Range<usize> {
+    let start = set_of(daddr, bits) * WAYS;
+    start..start + WAYS
+}
+
+/// The slot holding a live entry for `daddr`.
+pub(crate) fn find_slot<E: CacheSlot>(
+    slots: &[E],
+    bits: u32,
+    expiration: Time,
+    daddr: u32,
+    now: Time,
+) -> Option<usize> {
+    set_range(daddr, bits).find(|&s| {
+        slots
+            .get(s)
+            .is_some_and(|e| e.in_use() && e.key() == daddr && !slot_expired(e, now, expiration))
+    })
+}
+
+/// A slot for a new entry: a free or expired one, else the least recently used of the set.
+pub(crate) fn victim_slot<E: CacheSlot>(
+    slots: &[E],
+    bits: u32,
+    expiration: Time,
+    daddr: u32,
+    now: Time,
+) -> usize {
+    let range = set_range(daddr, bits);
+    let mut best = range.start;
+    let mut best_use = Time::MAX;
+    for s in range {
+        let Some(e) = slots.get(s) else {
+            continue;
+        };
+        if !e.in_use() || slot_expired(e, now, expiration) {
+            return s;
+        }
+        if e.last_use() < best_use {
+            best = s;
+            best_use = e.last_use();
+        }
+    }
+    best
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     daddr: u32,
@@ -48,6 +108,18 @@ struct Entry {
     dest: u32,
     lastuse: Time,
     used: bool,
+}
+
+impl CacheSlot for Entry {
+    fn key(&self) -> u32 {
+        self.daddr
+    }
+    fn in_use(&self) -> bool {
+        self.used
+    }
+    fn last_use(&self) -> Time {
+        self.lastuse
+    }
 }
 
 const EMPTY: Entry = Entry {
@@ -114,44 +186,15 @@ impl Lblc {
 
     #[inline]
     fn expired(&self, e: &Entry, now: Time) -> bool {
-        // The kernel's sweep removes an entry once `now >= lastuse + expiration`.
-        now.saturating_sub(e.lastuse) >= self.expiration
+        slot_expired(e, now, self.expiration)
     }
 
-    #[inline]
-    fn set_range(&self, daddr: u32) -> std::ops::Range<usize> {
-        let start = set_of(daddr, self.bits) * WAYS;
-        start..start + WAYS
-    }
-
-    /// The slot holding a live entry for `daddr`.
     fn find(&self, daddr: u32, now: Time) -> Option<usize> {
-        self.set_range(daddr).find(|&s| {
-            self.slots
-                .get(s)
-                .is_some_and(|e| e.used && e.daddr == daddr && !self.expired(e, now))
-        })
+        find_slot(&self.slots, self.bits, self.expiration, daddr, now)
     }
 
-    /// A slot for a new entry: a free or expired one, else the least recently used of the set.
     fn victim(&self, daddr: u32, now: Time) -> usize {
-        let range = self.set_range(daddr);
-        let start = range.start;
-        let mut best = start;
-        let mut best_use = Time::MAX;
-        for s in range {
-            let Some(e) = self.slots.get(s) else {
-                continue;
-            };
-            if !e.used || self.expired(e, now) {
-                return s;
-            }
-            if e.lastuse < best_use {
-                best = s;
-                best_use = e.lastuse;
-            }
-        }
-        best
+        victim_slot(&self.slots, self.bits, self.expiration, daddr, now)
     }
 }
 

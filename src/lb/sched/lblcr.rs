@@ -16,7 +16,8 @@
 
 use super::common::{least_weighted, locality_overloaded, ratio_gt, DestKey, Remap, NO_DEST};
 use super::lblc::{
-    cache_geometry, set_of, LOCALITY_DEFAULT_CAPACITY, LOCALITY_DEFAULT_EXPIRATION, WAYS,
+    cache_geometry, find_slot, victim_slot, CacheSlot, LOCALITY_DEFAULT_CAPACITY,
+    LOCALITY_DEFAULT_EXPIRATION, WAYS,
 };
 use super::{DestView, Flow, SchedFlags, Scheduler};
 use crate::lb::Time;
@@ -45,6 +46,18 @@ const EMPTY: Entry = Entry {
     len: 0,
     members: [NO_DEST; LBLCR_SET_CAP],
 };
+
+impl CacheSlot for Entry {
+    fn key(&self) -> u32 {
+        self.daddr
+    }
+    fn in_use(&self) -> bool {
+        self.used
+    }
+    fn last_use(&self) -> Time {
+        self.lastuse
+    }
+}
 
 impl Entry {
     fn members(&self) -> &[u32] {
@@ -191,41 +204,12 @@ impl Lblcr {
         self.slots.get(s).map(Entry::members)
     }
 
-    #[inline]
-    fn expired(&self, e: &Entry, now: Time) -> bool {
-        now.saturating_sub(e.lastuse) >= self.expiration
-    }
-
-    fn set_range(&self, daddr: u32) -> std::ops::Range<usize> {
-        let start = set_of(daddr, self.bits) * WAYS;
-        start..start + WAYS
-    }
-
     fn find(&self, daddr: u32, now: Time) -> Option<usize> {
-        self.set_range(daddr).find(|&s| {
-            self.slots
-                .get(s)
-                .is_some_and(|e| e.used && e.daddr == daddr && !self.expired(e, now))
-        })
+        find_slot(&self.slots, self.bits, self.expiration, daddr, now)
     }
 
     fn victim(&self, daddr: u32, now: Time) -> usize {
-        let range = self.set_range(daddr);
-        let mut best = range.start;
-        let mut best_use = Time::MAX;
-        for s in range {
-            let Some(e) = self.slots.get(s) else {
-                continue;
-            };
-            if !e.used || self.expired(e, now) {
-                return s;
-            }
-            if e.lastuse < best_use {
-                best = s;
-                best_use = e.lastuse;
-            }
-        }
-        best
+        victim_slot(&self.slots, self.bits, self.expiration, daddr, now)
     }
 }
 
