@@ -7,12 +7,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn adm(args: &[&str]) -> String {
-    let o = rvsadm(args);
-    assert!(o.status.success(), "rvsadm {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn curl() -> String {
     let o = netns(
         "rvs-client",
@@ -22,22 +16,10 @@ fn curl() -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn one_worker() {
-    require_lab();
-    let s = port_stats();
-    if s["workers"].as_array().map(|a| a.len()) != Some(1) {
-        let lab = root().join("scripts/lab.sh");
-        run("bash", &[lab.to_str().unwrap(), "stop-rvs"]);
-        let o = run("bash", &[lab.to_str().unwrap(), "start-rvs"]);
-        assert!(o.status.success(), "{}", text(&o));
-    }
-    adm(&["-C"]);
-}
-
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn seeds_scenario_edits_change_traffic() {
-    one_worker();
+    fresh(1);
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "rr"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14", "-m"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.15", "-m"]);
@@ -81,7 +63,7 @@ fn seeds_scenario_edits_change_traffic() {
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn active_connections_zero_and_clear() {
-    one_worker();
+    fresh(1);
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "rr"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m"]);
     // A slow download keeps one connection ESTABLISHED: ActiveConn 1.
@@ -134,7 +116,7 @@ fn active_connections_zero_and_clear() {
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn errors_have_ipvsadm_messages_and_exit_codes_and_change_nothing() {
-    one_worker();
+    fresh(1);
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "rr"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m"]);
     let before = adm(&["-S", "-n"]);
@@ -252,7 +234,7 @@ fn non_root_users_are_refused() {
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn restart_with_saved_rules_restores_the_same_listing() {
-    one_worker();
+    fresh(1);
     // A service port no other test uses, so no earlier connection is still bound to it (the
     // listing must show configuration, not leftovers).
     adm(&[
@@ -344,7 +326,7 @@ fn drops_total(s: &serde_json::Value) -> u64 {
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn two_hundred_edits_under_load_lose_nothing() {
-    one_worker();
+    fresh(1);
     adm(&["-A", "-t", "10.0.0.13:80", "-s", "rr"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.14:80", "-m"]);
     adm(&["-a", "-t", "10.0.0.13:80", "-r", "192.168.8.15:80", "-m"]);

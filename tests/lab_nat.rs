@@ -9,40 +9,6 @@ use std::time::{Duration, Instant};
 
 const VIP: &str = "10.0.0.13";
 
-/// Runs rvsadm and requires success.
-fn adm(args: &[&str]) -> String {
-    let o = rvsadm(args);
-    assert!(o.status.success(), "rvsadm {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A fresh state with the given worker count (restarting rvs only when the count differs).
-fn fresh(workers: usize) {
-    require_lab();
-    let s = port_stats();
-    let have = s["workers"].as_array().map(|a| a.len()).unwrap_or(0);
-    if have != workers {
-        let lab = root().join("scripts/lab.sh");
-        let o = run("bash", &[lab.to_str().unwrap(), "stop-rvs"]);
-        assert!(o.status.success(), "{}", text(&o));
-        let o = run(
-            "bash",
-            &[
-                lab.to_str().unwrap(),
-                "start-rvs",
-                "--workers",
-                &workers.to_string(),
-            ],
-        );
-        assert!(
-            o.status.success(),
-            "restart with {workers} workers: {}",
-            text(&o)
-        );
-    }
-    adm(&["-C"]);
-}
-
 /// One HTTP request from the client to the VIP; the body, or an error with curl's exit code.
 fn curl(url: &str) -> Result<String, i32> {
     let o = netns("rvs-client", &["curl", "-s", "-m", "5", url]);

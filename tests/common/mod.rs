@@ -148,3 +148,33 @@ pub fn csum(b: &[u8]) -> u16 {
     }
     !(s as u16)
 }
+
+/// Runs rvsadm and requires success; returns its standard output.
+pub fn adm(args: &[&str]) -> String {
+    let o = rvsadm(args);
+    assert!(o.status.success(), "rvsadm {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A lab rvs with `workers` workers and no virtual services (restarting rvs only when the
+/// worker count differs).
+pub fn fresh(workers: usize) {
+    require_lab();
+    let s = port_stats();
+    if s["workers"].as_array().map(|a| a.len()) != Some(workers) {
+        let lab = root().join("scripts/lab.sh");
+        let o = run("bash", &[lab.to_str().unwrap(), "stop-rvs"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let n = workers.to_string();
+        let o = run(
+            "bash",
+            &[lab.to_str().unwrap(), "start-rvs", "--workers", &n],
+        );
+        assert!(
+            o.status.success(),
+            "restart with {workers} workers: {}",
+            text(&o)
+        );
+    }
+    adm(&["-C"]);
+}
