@@ -8,15 +8,19 @@
 
 pub mod eal;
 pub mod ffi;
+pub mod flow;
 pub mod lcore;
 pub mod mbuf;
 pub mod port;
 pub mod ring;
 
 pub use eal::Eal;
+pub use flow::L4;
 pub use lcore::{launch, main_lcore, wait_all, worker_lcores, LaunchHandle};
 pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
-pub use port::{DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RxQueue, TxQueue};
+pub use port::{
+    DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RssConf, RxQueue, TxQueue,
+};
 pub use ring::{mbuf_ring, RingRx, RingTx};
 
 use std::ffi::CStr;

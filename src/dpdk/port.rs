@@ -1,5 +1,6 @@
 //! Ethernet ports: configuration, queues, bursts, statistics.
 
+use super::flow::{self, Flow, L4};
 use super::mbuf::{Burst, Mempool};
 use super::{check, ffi, Error, Result};
 use std::ffi::{CStr, CString};
@@ -85,11 +86,25 @@ pub struct PortConf {
     pub tx_desc: u16,
 }
 
+/// A port's RSS hash configuration as its driver reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssConf {
+    /// Hash functions (`RSS_*` bits).
+    pub hf: u64,
+    /// The hash key.
+    pub key: Vec<u8>,
+}
+
+/// Entries per `rte_eth_rss_reta_entry64` group.
+const RETA_GROUP: usize = ffi::RTE_ETH_RETA_GROUP_SIZE as usize;
+
 /// A probed Ethernet port.
 #[derive(Debug)]
 pub struct Port {
     id: PortId,
     started: bool,
+    /// rte_flow rules installed on the port; destroyed before it is closed.
+    flows: Vec<Flow>,
 }
 
 impl Port {
@@ -108,6 +123,7 @@ impl Port {
         Ok(Port {
             id: PortId(id),
             started: false,
+            flows: Vec::new(),
         })
     }
 
@@ -290,6 +306,87 @@ impl Port {
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
         xstats_of(self.id)
     }
+
+    /// The RSS hash functions and key the port uses (`rte_eth_dev_rss_hash_conf_get`).
+    pub fn rss_conf(&self) -> Result<RssConf> {
+        let size = match self.info()?.hash_key_size {
+            0 => 40,
+            n => n,
+        };
+        let mut key = vec![0u8; size as usize];
+        let mut c = ffi::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: size,
+            rss_hf: 0,
+        };
+        // SAFETY: c.rss_key points at `size` writable bytes, the length DPDK is told and the
+        // most a driver copies (it copies at most its hash_key_size); key outlives the call.
+        check("rte_eth_dev_rss_hash_conf_get", unsafe {
+            ffi::rte_eth_dev_rss_hash_conf_get(self.id.0, &mut c)
+        })?;
+        let len = match c.rss_key_len {
+            0 => size,
+            n => n.min(size),
+        };
+        key.truncate(len as usize);
+        Ok(RssConf { hf: c.rss_hf, key })
+    }
+
+    /// Programs the whole redirection table: hash bucket `i` goes to RX queue `reta[i]`.
+    /// `reta.len()` must be the port's RETA size (`DevInfo::reta_size` after configure).
+    pub fn set_reta(&mut self, reta: &[u16]) -> Result<()> {
+        let size = u16::try_from(reta.len())
+            .map_err(|_| Error::msg("rte_eth_dev_rss_reta_update", "RETA too large"))?;
+        let mut groups =
+            vec![ffi::rte_eth_rss_reta_entry64::default(); reta.len().div_ceil(RETA_GROUP)];
+        for (i, q) in reta.iter().enumerate() {
+            let g = &mut groups[i / RETA_GROUP];
+            g.mask |= 1u64 << (i % RETA_GROUP);
+            g.reta[i % RETA_GROUP] = *q;
+        }
+        // SAFETY: groups holds ceil(size / 64) entries, as DPDK reads for `size`; it lives
+        // across the call.
+        check("rte_eth_dev_rss_reta_update", unsafe {
+            ffi::rte_eth_dev_rss_reta_update(self.id.0, groups.as_mut_ptr(), size)
+        })
+        .map(|_| ())
+    }
+
+    /// Reads the redirection table back (`size` entries: the port's RETA size).
+    pub fn reta(&self, size: u16) -> Result<Vec<u16>> {
+        let n = size as usize;
+        let mut groups = vec![ffi::rte_eth_rss_reta_entry64::default(); n.div_ceil(RETA_GROUP)];
+        for (gi, g) in groups.iter_mut().enumerate() {
+            let in_group = (n - gi * RETA_GROUP).min(RETA_GROUP);
+            g.mask = if in_group == RETA_GROUP {
+                u64::MAX
+            } else {
+                (1u64 << in_group) - 1
+            };
+        }
+        // SAFETY: groups holds ceil(size / 64) writable entries, as DPDK writes for `size`.
+        check("rte_eth_dev_rss_reta_query", unsafe {
+            ffi::rte_eth_dev_rss_reta_query(self.id.0, groups.as_mut_ptr(), size)
+        })?;
+        Ok((0..n)
+            .map(|i| groups[i / RETA_GROUP].reta[i % RETA_GROUP])
+            .collect())
+    }
+
+    /// Validates, then installs, a rule sending every IPv4 `l4` packet through RSS with hash
+    /// input `types` (`RSS_*` bits); the port's key and RETA apply. The rule lives until the
+    /// port is dropped.
+    pub fn add_rss_flow(&mut self, l4: L4, types: u64) -> Result<()> {
+        flow::validate_rss(self.id.0, l4, types)?;
+        let f = flow::create_rss(self.id.0, l4, types)?;
+        self.flows.push(f);
+        Ok(())
+    }
+
+    /// rte_flow rules installed with [`Port::add_rss_flow`].
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
 }
 
 /// Link state of a port by id, from any thread.
@@ -363,6 +460,8 @@ pub fn xstats_of(id: PortId) -> Result<Vec<(String, u64)>> {
 
 impl Drop for Port {
     fn drop(&mut self) {
+        // Rules first: they reference the port's queues.
+        self.flows.clear();
         let _ = self.stop();
         // SAFETY: the port is stopped; closing releases its driver resources. Queue handles that
         // may still exist only reach DPDK's dummy burst functions afterwards.
