@@ -2,6 +2,8 @@
 //! - `conn_lookup`: `ConnTable::lookup_in` of an established connection, flows in random order;
 //! - `lb_established_in` / `lb_established_out`: `Lb::process` of a client packet (public port)
 //!   or a reply (private port) of an established UDP connection: lookup, NAT, checksums, TTL;
+//! - `lb_burst_in`: `lb_established_in` in bursts of 32 with the dataplane's prefetch of every
+//!   packet's bucket, then every bucket's entry, before processing (ns per packet);
 //! - `lb_new_conn`: `Lb::process` of a SYN from a new client endpoint (service lookup, wlc over
 //!   4 real servers, connection creation, NAT) into a table already holding N connections;
 //! - `nat_rewrite`, `checksum`: the rewrite and checksum primitives;
@@ -301,6 +303,60 @@ fn lb_established(c: &mut Criterion) {
     }
 }
 
+/// Packets per burst in `lb_burst_in` (the dataplane's RX burst).
+const BURST: usize = 32;
+
+/// `lb_established_in` the way the worker runs it: 32 packets at a time, every packet's bucket
+/// prefetched, then every bucket's first entry, then the packets processed
+/// (`Worker::queue_owned` / `run_pending`). Reported per packet.
+fn lb_burst_in(c: &mut Criterion) {
+    let mut g = group(c, "lb_burst_in");
+    g.throughput(Throughput::Elements(BURST as u64));
+    for n in sizes(usize::MAX) {
+        let mut lb = engine(n, n);
+        let order = permutation(n, 11);
+        let tmpl = udp_packet(VIP, 1, VIP, 80);
+        let mut pkts = [tmpl; BURST];
+        let mut hints = [None; BURST];
+        let mut k = 0usize;
+        g.bench_with_input(BenchmarkId::from_parameter(label(n)), &n, |b, _| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    for (p, h) in pkts.iter_mut().zip(hints.iter_mut()) {
+                        let (a, port) = client(order[k] as usize);
+                        k += 1;
+                        if k == order.len() {
+                            k = 0;
+                        }
+                        p.copy_from_slice(&tmpl);
+                        set_src(p, a, port);
+                        *h = lb.lookup_hint(p, PortRole::Public);
+                        if let Some(b) = h.and_then(|h| lb.hint_bucket(h)) {
+                            rvs::dpdk::prefetch(b as *const u32);
+                        }
+                    }
+                    for h in hints.iter() {
+                        if let Some(e) = h.and_then(|h| lb.hint_entry(h)) {
+                            rvs::dpdk::prefetch(e as *const rvs::lb::conn::Conn);
+                        }
+                    }
+                    for p in pkts.iter_mut() {
+                        black_box(lb.process(p, PortRole::Public, NOW));
+                    }
+                })
+            })
+        });
+        let (a, port) = client(0);
+        let mut p = tmpl;
+        set_src(&mut p, a, port);
+        assert!(matches!(
+            lb.process(&mut p, PortRole::Public, NOW),
+            Verdict::Forward { .. }
+        ));
+    }
+    g.finish();
+}
+
 /// Timed new connections per fresh engine (the rest of the engine's setup is not timed).
 const NEW_CHUNK: usize = 1 << 18;
 
@@ -411,6 +467,7 @@ criterion_group!(
     copy_baseline,
     conn_lookup,
     lb_established,
+    lb_burst_in,
     lb_new_conn
 );
 criterion_main!(benches);

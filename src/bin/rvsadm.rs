@@ -183,6 +183,18 @@ fn stats_ports(ex: &Extras) {
             );
         }
     }
+    println!();
+    println!(
+        "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "Worker", "Samples", "p50(ns)", "p99(ns)", "p99.9(ns)", "max(ns)"
+    );
+    for w in &s.workers {
+        let l = &w.latency;
+        println!(
+            "{:<6} {:>10} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+            w.worker, l.samples, l.p50_ns, l.p99_ns, l.p999_ns, l.max_ns
+        );
+    }
 }
 
 fn neigh(ex: &Extras) {

@@ -402,6 +402,9 @@ pub struct WorkerReport {
     pub lcore: u32,
     pub handed_in: u64,
     pub loops: u64,
+    /// Sampled RX-to-TX residence time of this worker's bursts (one burst in 16).
+    #[serde(default)]
+    pub latency: crate::dataplane::latency::LatencyReport,
     pub ports: Vec<crate::dataplane::counters::PortCountersSnapshot>,
 }
 

@@ -133,6 +133,8 @@ pub struct WorkerCounters {
     pub handed_in: AtomicU64,
     /// Poll-loop iterations (shows the worker is alive).
     pub loops: AtomicU64,
+    /// Sampled RX-to-TX residence times of this worker's bursts.
+    pub latency: super::latency::LatencyHist,
 }
 
 impl WorkerCounters {

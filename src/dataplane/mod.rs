@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod l3;
+pub mod latency;
 pub mod neigh;
 pub mod shared;
 pub mod worker;

@@ -4,7 +4,7 @@ use super::counters::{bump, DropReason, WorkerCounters};
 use super::l3::{self, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
 use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
-use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue};
+use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue, BURST_SIZE};
 use crate::lb::{self, DestId, Lb, PortRole, Snapshot, Time, Verdict, NANOS_PER_SEC};
 use crate::net::{ethernet, icmp, MacAddr};
 use std::net::Ipv4Addr;
@@ -31,6 +31,27 @@ const EXPIRE_BUDGET: usize = 1024;
 
 /// Connection-expiry work per loop iteration.
 const TICK_BUDGET: usize = 64;
+
+/// One burst in this many carries a latency sample (two TSC reads).
+const LATENCY_SAMPLE_EVERY: u32 = 16;
+
+/// A packet this core owns, waiting for the rest of its burst before the load balancer runs on
+/// it: the burst's connection-table lines are prefetched first so that their misses overlap.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    role: PortRole,
+    l3: u16,
+    handed_in: bool,
+    /// Connection-table bucket (`Lb::lookup_hint`), if the packet has one.
+    hint: Option<u32>,
+}
+
+const NO_PENDING: Pending = Pending {
+    role: PortRole::Public,
+    l3: 0,
+    handed_in: false,
+    hint: None,
+};
 
 /// The rings between this worker and every other one, for handing packets to their owner.
 pub struct Handover {
@@ -73,6 +94,11 @@ pub struct Worker {
     expiring: Option<Expiring>,
     /// Port id -> role, for packets handed in from other cores.
     port_ids: [u16; 2],
+    /// Owned packets of the current burst, and what is known of each (same order).
+    pending: Burst,
+    pending_meta: [Pending; BURST_SIZE],
+    /// Non-empty poll iterations, for latency sampling.
+    busy_loops: u32,
 }
 
 /// The construction inputs of a worker.
@@ -118,6 +144,9 @@ impl Worker {
             icmp_refill: 0,
             expiring: None,
             port_ids: s.port_ids,
+            pending: Burst::new(),
+            pending_meta: [NO_PENDING; BURST_SIZE],
+            busy_loops: 0,
             shared,
         }
     }
@@ -142,11 +171,19 @@ impl Worker {
             if self.lb_snap.refresh(&self.shared.lb) {
                 self.lb.apply_snapshot(self.lb_snap.cur.clone());
             }
+            // TSC at the return of this iteration's first non-empty RX burst, when sampled.
+            let mut rx_tsc = 0;
             self.receive_handed_in(&mut rx, now);
             for role in PortRole::ALL {
                 let n = self.rxq[role.index()].rx_burst(&mut rx);
                 if n == 0 {
                     continue;
+                }
+                if rx_tsc == 0 {
+                    self.busy_loops = self.busy_loops.wrapping_add(1);
+                    if self.busy_loops % LATENCY_SAMPLE_EVERY == 0 {
+                        rx_tsc = dpdk::tsc();
+                    }
                 }
                 let c = &self.shared.counters[self.idx].ports[role.index()];
                 bump(&c.rx_packets, n as u64);
@@ -155,6 +192,7 @@ impl Worker {
                     dpdk::prefetch(it.peek_data_ptr(1));
                     self.handle(m, role, now);
                 }
+                self.run_pending(now);
             }
             if let Some(mut rings) = self.mgmt.take() {
                 for role in PortRole::ALL {
@@ -168,6 +206,11 @@ impl Worker {
             }
             for role in PortRole::ALL {
                 self.flush(role);
+            }
+            if rx_tsc != 0 {
+                self.counters()
+                    .latency
+                    .record(dpdk::tsc().wrapping_sub(rx_tsc));
             }
             self.flush_handover();
             self.lb.tick(now, TICK_BUDGET);
@@ -218,14 +261,64 @@ impl Worker {
             Rx::Ipv4 { l3 } => {
                 let n = self.ho_out.len();
                 if n > 1 {
-                    let owner = lb::steer(&m.data()[l3..], role, n);
+                    let owner = self.lb.steer().core(&m.data()[l3..], role);
                     if owner != self.idx {
                         self.hand_over(owner, m, role);
                         return;
                     }
                 }
-                self.balance(m, role, l3, now, false);
+                self.queue_owned(m, role, l3, false, now);
             }
+        }
+    }
+
+    /// Queues a packet this core owns for [`Worker::run_pending`], prefetching the
+    /// connection-table bucket its lookup will read.
+    #[inline(always)]
+    fn queue_owned(&mut self, m: Mbuf, role: PortRole, l3: usize, handed_in: bool, now: Time) {
+        if self.pending.is_full() {
+            self.run_pending(now);
+        }
+        let hint = m
+            .data()
+            .get(l3..)
+            .and_then(|ip| self.lb.lookup_hint(ip, role));
+        if let Some(b) = hint.and_then(|h| self.lb.hint_bucket(h)) {
+            dpdk::prefetch(b as *const u32);
+        }
+        let i = self.pending.len();
+        if self.pending.push(m).is_ok() {
+            self.pending_meta[i] = Pending {
+                role,
+                l3: l3 as u16,
+                handed_in,
+                hint,
+            };
+        }
+    }
+
+    /// Runs the load balancer on the queued packets. By now their buckets are (being) fetched:
+    /// prefetch the connection entries the buckets point to (and the entry a new connection
+    /// would take), then process in order, so that one burst's misses overlap instead of
+    /// queueing one behind the other.
+    #[inline(always)]
+    fn run_pending(&mut self, now: Time) {
+        let n = self.pending.len();
+        if n == 0 {
+            return;
+        }
+        for p in &self.pending_meta[..n] {
+            if let Some(e) = p.hint.and_then(|h| self.lb.hint_entry(h)) {
+                dpdk::prefetch(e as *const lb::conn::Conn);
+            }
+        }
+        if let Some(e) = self.lb.next_free_entry() {
+            dpdk::prefetch(e as *const lb::conn::Conn);
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        let meta = self.pending_meta;
+        for (m, p) in batch.drain().zip(meta.iter()) {
+            self.balance(m, p.role, usize::from(p.l3), now, p.handed_in);
         }
     }
 
@@ -320,8 +413,9 @@ impl Worker {
             while let Some(m) = it.next() {
                 dpdk::prefetch(it.peek_data_ptr(1));
                 let role = self.role_of(&m);
-                self.balance(m, role, ethernet::HEADER_LEN, now, true);
+                self.queue_owned(m, role, ethernet::HEADER_LEN, true, now);
             }
+            self.run_pending(now);
         }
     }
 

@@ -346,6 +346,32 @@ impl ConnTable {
         ((h >> 32) as u32) & self.bucket_mask
     }
 
+    /// The index bucket a lookup of this client endpoint starts from. With
+    /// [`ConnTable::bucket_ref`] and [`ConnTable::chain_head`] it lets the dataplane prefetch the
+    /// two dependent loads of a lookup for a whole burst before processing any packet of it.
+    #[inline]
+    pub fn bucket_of(&self, proto: u8, caddr: u32, cport: u16) -> u32 {
+        self.hash(proto, caddr, cport)
+    }
+
+    /// The bucket word itself (its address is what to prefetch first).
+    #[inline]
+    pub fn bucket_ref(&self, b: u32) -> Option<&u32> {
+        self.buckets.get(b as usize)
+    }
+
+    /// The first entry of a bucket's chain (read the bucket, so prefetch that first).
+    #[inline]
+    pub fn chain_head(&self, b: u32) -> Option<&Conn> {
+        self.entries.get(self.bucket_head(b) as usize)
+    }
+
+    /// The entry the next `create` will use.
+    #[inline]
+    pub fn next_free(&self) -> Option<&Conn> {
+        self.entries.get(self.free_head as usize)
+    }
+
     #[inline]
     fn bucket_head(&self, b: u32) -> u32 {
         self.buckets.get(b as usize).copied().unwrap_or(NIL)

@@ -39,11 +39,11 @@
 use crate::lb::config::{
     DestId, Proto, Service, ServiceId, ServiceKey, Snapshot, SvcLookup, MAX_DESTS, MAX_SERVICES,
 };
-use crate::lb::conn::{ConnInfo, ConnTable, NewConn};
+use crate::lb::conn::{Conn, ConnInfo, ConnTable, NewConn};
 use crate::lb::frag::{FragAction, FragKey, FragTable, DEFAULT_FRAG_TIMEOUT_SECS};
 use crate::lb::sched::{AnyScheduler, DestView, Flow, Scheduler, Wlc};
 use crate::lb::stats::{CoreStats, DropReason};
-use crate::lb::steer::{endpoint_core, fragment_core};
+use crate::lb::steer::Steer;
 use crate::lb::tcp_state::{is_syn_without_rst, TcpDir, TcpState};
 use crate::lb::{PortRole, Time};
 use crate::net::checksum;
@@ -173,6 +173,31 @@ fn parse(ip: &[u8]) -> Option<Hdr> {
     })
 }
 
+/// `(proto, client address, client port)` of an unfragmented TCP/UDP packet (or first
+/// fragment), as the connection table is keyed; `None` for anything else.
+#[inline]
+fn client_endpoint(ip: &[u8], role: PortRole) -> Option<(u8, u32, u16)> {
+    let hdr = ip.get(..20)?;
+    let proto = hdr[9];
+    if proto != Protocol::TCP && proto != Protocol::UDP {
+        return None;
+    }
+    if u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff != 0 {
+        return None;
+    }
+    let hl = usize::from(hdr[0] & 0x0f) * 4;
+    let ports = ip.get(hl..hl + 4)?;
+    let (addr, port) = match role {
+        PortRole::Public => (&hdr[12..16], &ports[0..2]),
+        PortRole::Private => (&hdr[16..20], &ports[2..4]),
+    };
+    Some((
+        proto,
+        u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]),
+        u16::from_be_bytes([port[0], port[1]]),
+    ))
+}
+
 enum SchedFail {
     NoDest,
     Full,
@@ -207,10 +232,24 @@ struct State {
     dests: Vec<DestRt>,
     svc_incarnation: Vec<u64>,
     stats: Arc<CoreStats>,
+    steer: Steer,
 }
 
 impl Lb {
+    /// An engine steering with [`Steer::software`] over `params.n_cores` cores.
     pub fn new(params: LbParams, snapshot: Arc<Snapshot>) -> Lb {
+        let steer = Steer::software(params.n_cores);
+        Lb::with_steer(params, snapshot, steer)
+    }
+
+    /// An engine whose ownership checks (fragments) follow `steer`, the steering the
+    /// dataplane uses. Panics if `steer` is not over `params.n_cores` cores.
+    pub fn with_steer(params: LbParams, snapshot: Arc<Snapshot>, steer: Steer) -> Lb {
+        assert_eq!(
+            steer.cores(),
+            params.n_cores.max(1),
+            "steering over another core count"
+        );
         let stats = Arc::new(CoreStats::new(params.core_id));
         let conns = ConnTable::new(params.conn_capacity, params.seed, Arc::clone(&stats));
         let frags = FragTable::new(
@@ -228,6 +267,7 @@ impl Lb {
                 dests: vec![DestRt::default(); MAX_DESTS],
                 svc_incarnation: vec![0; MAX_SERVICES],
                 stats,
+                steer,
             },
         };
         lb.apply_snapshot(snapshot);
@@ -245,6 +285,13 @@ impl Lb {
 
     pub fn params(&self) -> &LbParams {
         &self.st.params
+    }
+
+    /// The steering this engine's core runs with: the owner of any packet is
+    /// `steer().core(ip, role)`.
+    #[inline]
+    pub fn steer(&self) -> &Steer {
+        &self.st.steer
     }
 
     /// Entries in the connection table (connections and templates).
@@ -347,7 +394,7 @@ impl Lb {
     /// Processes one IPv4 packet (`ip` runs from the IP header to the end of the frame and may
     /// carry Ethernet padding after `total_len`). Rewrites it in place when forwarding.
     ///
-    /// Contract with the dataplane: call it on the core [`crate::lb::steer::steer`] names for
+    /// Contract with the dataplane: call it on the core [`Lb::steer`]`().core(..)` names for
     /// the packet, or on the core a `Verdict::Handover` named. Only the fragment path re-checks
     /// ownership; other packets are trusted to be on their owner core. Checksums are updated
     /// incrementally (no offload request is needed; with TX checksum offload the dataplane may
@@ -358,6 +405,35 @@ impl Lb {
             self.st.stats.engine.drop(r);
         }
         v
+    }
+
+    /// Burst prefetch, step 1: the connection-table bucket that `process` will look up for
+    /// this packet (same arguments), or `None` when it will not look one up by client endpoint
+    /// (fragments, ICMP, other protocols, short packets). Cheap: reads only the headers.
+    #[inline]
+    pub fn lookup_hint(&self, ip: &[u8], role: PortRole) -> Option<u32> {
+        let (proto, caddr, cport) = client_endpoint(ip, role)?;
+        Some(self.st.conns.bucket_of(proto, caddr, cport))
+    }
+
+    /// Burst prefetch, step 2: the bucket word of a hint (prefetch its address).
+    #[inline]
+    pub fn hint_bucket(&self, hint: u32) -> Option<&u32> {
+        self.st.conns.bucket_ref(hint)
+    }
+
+    /// Burst prefetch, step 3 (once the bucket is cached): the first entry of its chain, which
+    /// is the connection itself unless buckets collide. Also the entry a new connection would
+    /// take, via [`Lb::next_free_entry`].
+    #[inline]
+    pub fn hint_entry(&self, hint: u32) -> Option<&Conn> {
+        self.st.conns.chain_head(hint)
+    }
+
+    /// The connection entry the next new connection will be written into.
+    #[inline]
+    pub fn next_free_entry(&self) -> Option<&Conn> {
+        self.st.conns.next_free()
     }
 
     /// Runs connection expiry with at most `budget` units of work; returns entries freed.
@@ -430,13 +506,12 @@ impl State {
                     }
                 };
                 if h.mf && self.params.n_cores > 1 {
-                    let n = self.params.n_cores;
                     let me = self.params.core_id;
                     let owner = match role {
-                        PortRole::Public => endpoint_core(h.src, sport, n),
-                        PortRole::Private => endpoint_core(h.dst, dport, n),
+                        PortRole::Public => self.steer.endpoint_core(h.src, sport),
+                        PortRole::Private => self.steer.endpoint_core(h.dst, dport),
                     };
-                    let tracker = fragment_core(h.src, h.dst, h.ident, h.proto, n);
+                    let tracker = self.steer.fragment_core(h.src, h.dst, h.ident, h.proto);
                     if owner != me && tracker != me {
                         // Mis-steered: the tracking core must see the first fragment so that
                         // it can route the later ones.
@@ -1001,7 +1076,7 @@ fn nat_endpoint(ip: &mut [u8], h: &Hdr, side: Side, addr: Ipv4Addr, port: Option
 mod tests {
     use super::*;
     use crate::lb::config::{DestSpec, MarkRule, Persistence, ServiceSpec};
-    use crate::lb::steer::steer;
+    use crate::lb::steer::{endpoint_core, fragment_core, steer};
     use crate::lb::tcp_state::flags::{ACK, FIN, RST, SYN};
     use crate::lb::NANOS_PER_SEC as S;
     use proptest::prelude::*;
@@ -1258,6 +1333,44 @@ mod tests {
         assert_eq!(lb.tick(122 * S, usize::MAX), 1);
         assert_eq!(lb.conn_count(), 0);
         assert_eq!(lb.stats().dest(DestId(0)).unwrap().gauges().inactconns, 0);
+    }
+
+    #[test]
+    fn lookup_hint_names_the_bucket_of_the_connection() {
+        let mut lb = lb_with(snap("rr", &[1, 1]));
+        let syn = tcp(cip(9), 40009, VIP, 80, SYN);
+        let hint = lb.lookup_hint(&syn, PUB).unwrap();
+        // Empty bucket: no chain head yet; the free entry is what `create` will use.
+        assert!(lb.hint_entry(hint).is_none());
+        assert!(lb.next_free_entry().is_some());
+        let mut p = syn.clone();
+        assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+        let e = lb
+            .hint_entry(hint)
+            .expect("connection at the head of its bucket");
+        assert_eq!((Ipv4Addr::from(e.caddr), e.cport), (cip(9), 40009));
+        assert!(lb.hint_bucket(hint).is_some());
+        // The reply names the same bucket from the other side.
+        let reply = tcp(rip(1), 8080, cip(9), 40009, SYN | ACK);
+        assert_eq!(lb.lookup_hint(&reply, PRIV), Some(hint));
+        // No hint for what is not looked up by client endpoint.
+        let frag = ip_packet(cip(9), VIP, 17, 64, 0x0001, 5, &[0; 8]);
+        assert_eq!(lb.lookup_hint(&frag, PUB), None);
+        assert_eq!(lb.lookup_hint(&syn[..22], PUB), None);
+        assert_eq!(lb.lookup_hint(&[], PRIV), None);
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_hint_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let lb = lb_with(snap("rr", &[1]));
+            for role in [PUB, PRIV] {
+                if let Some(h) = lb.lookup_hint(&bytes, role) {
+                    prop_assert!(lb.hint_bucket(h).is_some());
+                    let _ = lb.hint_entry(h);
+                }
+            }
+        }
     }
 
     #[test]
