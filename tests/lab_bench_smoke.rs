@@ -113,8 +113,47 @@ fn established_tcp_and_syn_scenarios_check_out() {
     let v = bench("syn", &dir, &["--no-testpmd"]);
     // Every SYN opened a connection; the private port sent them all on.
     assert!(u(&v, &["rvs", "new_conns"]) > 0, "{v}");
-    assert!(f(&v, &["rvs", "syn_conn_ratio"]) >= 0.99, "{v}");
+    assert!(f(&v, &["rvs", "syn_conn_ratio"]) >= 0.95, "{v}"); // see bench.sh: a 1 s window read by two requests
     assert!(f(&v, &["rvs", "request_fwd_ratio"]) >= 0.99, "{v}");
     assert_eq!(u(&v, &["rvs", "private", "rx_packets"]), 0, "{v}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+#[ignore = "needs root (scripts/test.sh)"]
+fn edits_under_load_lose_no_packet_of_existing_connections() {
+    // --edits-per-sec: a window under control-socket edits (tests/tools/ctl_edits.py), between
+    // two windows without. Every edit is acknowledged and no packet of the established
+    // connections is dropped, unaccounted for, or rescheduled onto a new connection.
+    let dir = scratch("edits");
+    let v = bench(
+        "established-udp",
+        &dir,
+        &["--no-testpmd", "--edits-per-sec", "200"],
+    );
+    let rc = &v["reconfig"];
+    assert!(rc.is_object(), "no reconfig block: {v}");
+    assert!(u(rc, &["edits_acked"]) > 0, "{rc}");
+    assert_eq!(u(rc, &["edit_errors"]), 0, "{rc}");
+    assert_eq!(u(rc, &["edits_unanswered"]), 0, "{rc}");
+    assert!(f(rc, &["edits_per_s_achieved"]) >= 190.0, "{rc}");
+    // Edits of the live real servers and structural edits (an extra server, another service).
+    for cmd in [
+        "edit_dest",
+        "add_dest",
+        "delete_dest",
+        "add_service",
+        "delete_service",
+    ] {
+        assert!(u(rc, &["edits_by_cmd", cmd]) > 0, "{cmd} never sent: {rc}");
+    }
+    assert_eq!(u(rc, &["lost_existing_packets"]), 0, "{rc}");
+    assert_eq!(u(rc, &["dropped_packets"]), 0, "{rc}");
+    assert_eq!(u(rc, &["new_conns"]), 0, "{rc}");
+    assert_eq!(u(rc, &["conns_in_table_end"]), 256, "{rc}");
+    assert!(u(rc, &["private", "rx_packets"]) > 0, "{rc}");
+    assert!(f(rc, &["reply_hit_ratio"]) >= 0.99, "{rc}");
+    assert!(f(rc, &["mpps_forwarded"]) > 0.0, "{rc}");
+    assert!(f(rc, &["mpps_forwarded_without_edits"]) > 0.0, "{rc}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
