@@ -79,10 +79,16 @@ struct RawInterface {
     mtu: u16,
     #[serde(default)]
     neighbours: std::collections::BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    tx_checksum_offload: bool,
 }
 
 fn default_mtu() -> u16 {
     1500
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +272,9 @@ pub struct Interface {
     /// Permanent neighbour entries (address -> MAC), never probed nor expired: for peers that
     /// do not answer ARP (packet generators, pcap replay) or to pin a router's MAC.
     pub neighbours: Vec<(Ipv4Addr, crate::net::MacAddr)>,
+    /// Let the port compute the IPv4 header checksums of the headers rvs writes whole
+    /// (fragments) when it advertises TX_OFFLOAD_IPV4_CKSUM; false: always in software.
+    pub tx_checksum_offload: bool,
 }
 
 impl Interface {
@@ -513,6 +522,7 @@ fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
         gateway: r.gateway,
         mtu: r.mtu,
         neighbours,
+        tx_checksum_offload: r.tx_checksum_offload,
     })
 }
 
@@ -548,6 +558,7 @@ count = 2
         assert_eq!(c.private.mtu, 1500);
         assert_eq!(c.control.socket, PathBuf::from("/run/rvs/rvs.sock"));
         assert_eq!(c.tables.connections, 1 << 20);
+        assert!(c.public.tx_checksum_offload && c.private.tx_checksum_offload);
         let a = c.eal_args();
         let lc = a.iter().position(|x| x == "--lcores").unwrap();
         assert_eq!(a[lc + 1], "0@0,1@1,2@1");
@@ -569,6 +580,17 @@ count = 2
                 "02:00:00:00:00:01".parse().unwrap()
             )]
         );
+    }
+
+    #[test]
+    fn tx_checksum_offload_can_be_turned_off_per_port() {
+        let c = parse(&LAB.replace(
+            "devargs = \"iface=rvs-priv\"",
+            "devargs = \"iface=rvs-priv\"\ntx_checksum_offload = false",
+        ))
+        .unwrap();
+        assert!(c.public.tx_checksum_offload);
+        assert!(!c.private.tx_checksum_offload);
     }
 
     #[test]
@@ -611,6 +633,20 @@ count = 2
                 "invalid type",
             ),
             ("garbage = [".to_string(), "t.toml"),
+            (
+                LAB.replace(
+                    "devargs = \"iface=rvs-pub\"",
+                    "devargs = \"iface=rvs-pub\"\ntx_checksum_offload = \"auto\"",
+                ),
+                "invalid type: string \"auto\", expected a boolean",
+            ),
+            (
+                LAB.replace(
+                    "devargs = \"iface=rvs-pub\"",
+                    "devargs = \"iface=rvs-pub\"\ntx_checksum_offlaod = true",
+                ),
+                "unknown field `tx_checksum_offlaod`",
+            ),
             (
                 LAB.replace(
                     "[private]",

@@ -65,9 +65,26 @@ fn steering_falls_back_to_software_on_virtual_ports() {
 
     // 1. Automatic: net_null (plain RSS, no source/destination-only fields) on the public
     //    port, net_pcap (no RSS) on the private port.
-    let public = bring_up_port(PortRole::Public, "net_null0", 1500, WORKERS, &pool, None).unwrap();
-    let private =
-        bring_up_port(PortRole::Private, "net_pcap0", 1500, WORKERS, &pool, None).unwrap();
+    let public = bring_up_port(
+        PortRole::Public,
+        "net_null0",
+        1500,
+        true,
+        WORKERS,
+        &pool,
+        None,
+    )
+    .unwrap();
+    let private = bring_up_port(
+        PortRole::Private,
+        "net_pcap0",
+        1500,
+        true,
+        WORKERS,
+        &pool,
+        None,
+    )
+    .unwrap();
     assert_eq!(public.info.driver, "net_null");
     assert_eq!(private.info.driver, "net_pcap");
     assert!(matches!(
@@ -97,6 +114,7 @@ fn steering_falls_back_to_software_on_virtual_ports() {
         PortRole::Public,
         "net_null1",
         1500,
+        true,
         WORKERS,
         &pool,
         Some(RssPlan::PortHash { hf }),
@@ -129,6 +147,7 @@ fn steering_falls_back_to_software_on_virtual_ports() {
         PortRole::Private,
         "net_null2",
         1500,
+        true,
         WORKERS,
         &pool,
         Some(plan),
@@ -158,7 +177,7 @@ fn steering_falls_back_to_software_on_virtual_ports() {
     );
 
     // 4. The RETA round trip with a non-trivial table, on a port rvs configured itself.
-    let mut p = bring_up_port(PortRole::Public, "net_null3", 1500, 3, &pool, None).unwrap();
+    let mut p = bring_up_port(PortRole::Public, "net_null3", 1500, true, 3, &pool, None).unwrap();
     let size = p.port.info().unwrap().reta_size as usize;
     let custom: Vec<u16> = (0..size).map(|i| ((i * 7 + 1) % 3) as u16).collect();
     p.port.set_reta(&custom).unwrap();
@@ -169,7 +188,7 @@ fn steering_falls_back_to_software_on_virtual_ports() {
     );
 
     // 5. One worker: no RSS at all.
-    let single = bring_up_port(PortRole::Public, "net_null4", 1500, 1, &pool, None).unwrap();
+    let single = bring_up_port(PortRole::Public, "net_null4", 1500, true, 1, &pool, None).unwrap();
     assert_eq!(single.steering.how, "single worker");
     let (steer, lines) = choose_steering([&single.steering, &single.steering], 1);
     assert_eq!(steer, Steer::software(1));

@@ -152,8 +152,14 @@ fn stats_ports(ex: &Extras) {
             p.hw.ierrors + p.hw.oerrors
         );
         println!(
-            "  steering {}  fragments_out {}",
-            p.steering, p.sw.fragments_out
+            "  steering {}  tx_offloads {}  fragments_out {}",
+            p.steering,
+            if p.tx_offloads.is_empty() {
+                "?"
+            } else {
+                p.tx_offloads.as_str()
+            },
+            p.sw.fragments_out
         );
         for (reason, n) in p.sw.drops.iter().filter(|d| d.1 > 0) {
             println!("  drop {reason:<22} {n}");

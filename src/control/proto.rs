@@ -385,6 +385,9 @@ pub struct PortReport {
     /// How packets reach the core that owns their connection (detected at start).
     #[serde(default)]
     pub steering: String,
+    /// The TX offloads enabled on the port ("ipv4_cksum", or "none").
+    #[serde(default)]
+    pub tx_offloads: String,
     pub mac: String,
     pub addresses: Vec<String>,
     pub link_up: bool,

@@ -503,9 +503,11 @@ impl Worker {
 
     /// Routes a packet whose IPv4 destination is `dst` out of `out`, fragmenting it for the
     /// egress MTU when needed (the load balancer has already refused DF packets that do not
-    /// fit), resolving the next hop.
+    /// fit), resolving the next hop. Fragment headers are written whole: where the port has
+    /// IPv4 checksum offload, their checksum is left to it.
     fn forward(&mut self, m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
-        let mtu = self.shared.port(out).iface.mtu as usize;
+        let port = self.shared.port(out);
+        let (mtu, csum_offload) = (port.iface.mtu as usize, port.tx_ip_csum);
         let l3 = ethernet::HEADER_LEN;
         if m.len() <= l3 + mtu {
             return self.forward_one(m, out, dst, now);
@@ -528,11 +530,14 @@ impl Worker {
             }
             let buf = f.data_mut();
             buf[..l3].copy_from_slice(&m.data()[..l3]);
-            let Some(len) = l3::write_fragment(&m.data()[l3..], mtu, i, &mut buf[l3..]) else {
+            let Some(len) =
+                l3::write_fragment(&m.data()[l3..], mtu, i, &mut buf[l3..], csum_offload)
+            else {
                 self.counters().port(out).drop(DropReason::Ipv4Malformed);
                 return;
             };
-            if f.set_len(l3 + len).is_ok() {
+            let hl = usize::from(buf[l3] & 0x0f) * 4;
+            if f.set_len(l3 + len).is_ok() && (!csum_offload || f.request_ipv4_cksum(l3, hl)) {
                 bump(&self.counters().port(out).fragments_out, 1);
                 self.forward_one(f, out, dst, now);
             }

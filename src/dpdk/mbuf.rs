@@ -219,6 +219,50 @@ impl Mbuf {
     pub fn ol_flags(&self) -> u64 {
         self.m().ol_flags
     }
+
+    /// Asks the port to compute the IPv4 header checksum of this packet on transmit
+    /// (`RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM`, with `l2_len` and `l3_len`; the other
+    /// `tx_offload` lengths are cleared). The header's checksum field must be 0, and the port
+    /// must have been configured with `TX_OFFLOAD_IPV4_CKSUM`: a port without it sends the
+    /// field as it is. Returns false, changing nothing, when the lengths do not fit the
+    /// mbuf's fields (`l2_len` < 128, `l3_len` < 512) or the header is not in the first segment.
+    #[inline(always)]
+    pub fn request_ipv4_cksum(&mut self, l2_len: usize, l3_len: usize) -> bool {
+        let Some(tx) = tx_offload_lengths(l2_len, l3_len) else {
+            return false;
+        };
+        if l2_len + l3_len > self.len() {
+            return false;
+        }
+        let m = self.m_mut();
+        m.ol_flags |= TX_IPV4_CKSUM_FLAGS;
+        // Writing a plain integer into the union is safe; it overwrites every bitfield.
+        m.__bindgen_anon_3.tx_offload = tx;
+        true
+    }
+
+    /// Whether [`Mbuf::request_ipv4_cksum`] was called, and with which (l2_len, l3_len).
+    pub fn ipv4_cksum_requested(&self) -> Option<(usize, usize)> {
+        let m = self.m();
+        if m.ol_flags & TX_IPV4_CKSUM_FLAGS != TX_IPV4_CKSUM_FLAGS {
+            return None;
+        }
+        // SAFETY: the union holds a plain u64 (bitfields over it); any bit pattern is valid.
+        let tx = unsafe { m.__bindgen_anon_3.tx_offload };
+        Some(((tx & 0x7f) as usize, ((tx >> 7) & 0x1ff) as usize))
+    }
+}
+
+/// The mbuf flags requesting IPv4 header checksum offload (rte_mbuf_core.h).
+pub const TX_IPV4_CKSUM_FLAGS: u64 = ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_IP_CKSUM;
+
+/// The mbuf's `tx_offload` word for these header lengths, as `rte_mbuf_tx_offload` packs it
+/// (l2_len: bits 0-6, l3_len: bits 7-15, every other length 0); `None` when they do not fit.
+pub fn tx_offload_lengths(l2_len: usize, l3_len: usize) -> Option<u64> {
+    if l2_len >= 1 << 7 || l3_len >= 1 << 9 {
+        return None;
+    }
+    Some(l2_len as u64 | (l3_len as u64) << 7)
 }
 
 impl Drop for Mbuf {
@@ -386,5 +430,20 @@ impl Drop for Drain<'_> {
             // SAFETY: slots in next..end were never handed out; free them once.
             unsafe { ffi::rte_pktmbuf_free(self.burst.ptrs[i]) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_offload_lengths_pack_as_dpdk() {
+        // rte_mbuf_tx_offload(l2, l3, 0, 0, 0, 0, 0) = l2 | l3 << 7.
+        assert_eq!(tx_offload_lengths(14, 20), Some(14 | 20 << 7));
+        assert_eq!(tx_offload_lengths(127, 511), Some(0xffff));
+        assert_eq!(tx_offload_lengths(128, 20), None);
+        assert_eq!(tx_offload_lengths(14, 512), None);
+        assert_eq!(TX_IPV4_CKSUM_FLAGS, (1 << 54) | (1 << 55));
     }
 }
