@@ -10,6 +10,8 @@
 //! - `copy_baseline`: what the harness itself does per packet in the `lb_*` benches (copy a
 //!   46-byte template, write the flow's endpoint), to subtract.
 //!
+//! Tables get the transparent-huge-page advice rvs gives them (`RVS_BENCH_THP=0`: 4 KiB pages).
+//!
 //! Table sizes: 1k, 64k, 1M and 10M connections (`RVS_BENCH_SIZES=1000,65536` to choose; the
 //! new-connection bench stops at 1M). Flows are visited in a random order over the whole table,
 //! so large tables miss the caches as they would under real traffic. See docs/benchmarks.md.
@@ -26,7 +28,7 @@ use criterion::{
     SamplingMode, Throughput,
 };
 use rvs::lb::config::{DestSpec, ServiceKey, ServiceSpec, Snapshot};
-use rvs::lb::conn::{ConnTable, NewConn};
+use rvs::lb::conn::{ConnTable, MemAdvice, NewConn};
 use rvs::lb::{CoreStats, DestId, Lb, LbParams, PortRole, ServiceId, Verdict};
 use rvs::net::checksum;
 use rvs::net::ipv4::{self, Protocol};
@@ -176,6 +178,16 @@ fn set_dst(p: &mut [u8; IP_LEN], a: Ipv4Addr, port: u16) {
 
 /// An engine with UDP VIP:80 -> RIP:80 and TCP VIP:80 (wlc) -> 4 real servers, able to hold
 /// `capacity` connections, and `n` established UDP connections (flows 0..n).
+/// The table memory advice rvs uses (transparent huge pages); `RVS_BENCH_THP=0` for 4 KiB
+/// pages, to compare.
+fn mem_advice() -> Option<MemAdvice> {
+    if std::env::var("RVS_BENCH_THP").is_ok_and(|v| v == "0") {
+        None
+    } else {
+        Some(MemAdvice(rvs::dpdk::advise_hugepages))
+    }
+}
+
 fn engine(n: usize, capacity: usize) -> Lb {
     let udp = ServiceKey::udp(VIP, 80);
     let tcp = ServiceKey::tcp(VIP, 80);
@@ -190,6 +202,7 @@ fn engine(n: usize, capacity: usize) -> Lb {
     }
     let params = LbParams {
         conn_capacity: capacity,
+        mem_advice: mem_advice(),
         ..LbParams::default()
     };
     let mut lb = Lb::new(params, Arc::new(s));
@@ -215,7 +228,7 @@ fn engine(n: usize, capacity: usize) -> Lb {
 fn conn_lookup(c: &mut Criterion) {
     let mut g = group(c, "conn_lookup");
     for n in sizes(usize::MAX) {
-        let mut t = ConnTable::new(n, 0x5eed, Arc::new(CoreStats::new(0)));
+        let mut t = ConnTable::with_advice(n, 0x5eed, Arc::new(CoreStats::new(0)), mem_advice());
         for i in 0..n {
             let (a, port) = client(i);
             let nc = NewConn {

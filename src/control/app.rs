@@ -12,6 +12,7 @@ use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
 use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
 use crate::dpdk::port::{stats_of, PortConf};
 use crate::dpdk::{self, DevInfo, Eal, Mempool, Port, PortId, RingTx, RxQueue, TxQueue, L4};
+use crate::lb::conn::MemAdvice;
 use crate::lb::steer::{default_reta, Steer, RSS_KEY};
 use crate::lb::{Lb, LbParams, PortRole, Snapshot};
 use crate::net::{arp, MacAddr};
@@ -89,6 +90,8 @@ struct Mgmt {
     drivers: [String; 2],
     /// How packets reach their owner core on each port (decided at start).
     steering: [String; 2],
+    /// The TX offloads enabled on each port ([`tx_offload_names`]).
+    tx_offloads: [String; 2],
     lcores: Vec<u32>,
     neigh: Mutex<[NeighTable; 2]>,
     clock: TscClock,
@@ -139,6 +142,7 @@ impl Mgmt {
                 device: info.iface.device.clone(),
                 driver: self.drivers[role.index()].clone(),
                 steering: self.steering[role.index()].clone(),
+                tx_offloads: self.tx_offloads[role.index()].clone(),
                 mac: info.mac.to_string(),
                 addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
                 link_up: link.up,
@@ -267,6 +271,47 @@ impl PortSteering {
     }
 }
 
+// ---- TX offloads ----
+
+/// The TX offloads to enable on a port of `info`: the IPv4 header checksum when the port has
+/// it and the configuration allows it (`tx_checksum_offload`). TCP/UDP checksums stay in
+/// software: NAT updates them incrementally (RFC 1624), which is exact and cheaper than
+/// preparing the pseudo-header an offload needs.
+///
+/// Not on ixgbe and i40e: any TX offload but MBUF_FAST_FREE moves them from their vector TX
+/// function to the scalar one for every packet, a bad trade for checksums that only the rare
+/// fragments rvs builds need.
+pub fn choose_tx_offloads(info: &DevInfo, checksum_offload: bool) -> u64 {
+    const VECTOR_TX_NEEDS_NO_OFFLOAD: [&str; 2] = ["net_ixgbe", "net_i40e"];
+    let mut o = 0;
+    if checksum_offload
+        && info.tx_offload_capa & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0
+        && !VECTOR_TX_NEEDS_NO_OFFLOAD.contains(&info.driver.as_str())
+    {
+        o |= dpdk::port::TX_OFFLOAD_IPV4_CKSUM;
+    }
+    o
+}
+
+/// TX offload bits as reported (log, `rvsadm --stats-ports`): "ipv4_cksum", or "none".
+pub fn tx_offload_names(bits: u64) -> String {
+    let names: Vec<&str> = [
+        (dpdk::port::TX_OFFLOAD_IPV4_CKSUM, "ipv4_cksum"),
+        (dpdk::port::TX_OFFLOAD_UDP_CKSUM, "udp_cksum"),
+        (dpdk::port::TX_OFFLOAD_TCP_CKSUM, "tcp_cksum"),
+        (dpdk::port::TX_OFFLOAD_MBUF_FAST_FREE, "mbuf_fast_free"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
 /// A started port, its queues (queue i for worker i) and its steering.
 #[derive(Debug)]
 pub struct PortUp {
@@ -275,16 +320,20 @@ pub struct PortUp {
     pub txq: Vec<TxQueue>,
     pub info: DevInfo,
     pub steering: PortSteering,
+    /// The TX offloads the port was configured with (`TX_OFFLOAD_*` bits).
+    pub tx_offloads: u64,
 }
 
 /// Configures and starts the port `device` for `role` with one RX/TX queue pair per worker,
 /// programming client-endpoint-only RSS where the driver can (`plan` overrides
-/// [`plan_rss`]; tests use it). Whatever fails on the way to hardware steering leaves a working
-/// port and a reason, never an error.
+/// [`plan_rss`]; tests use it) and IPv4 header checksum offload where the port has it and
+/// `checksum_offload` allows it. Whatever fails on the way to hardware steering leaves a
+/// working port and a reason, never an error.
 pub fn bring_up_port(
     role: PortRole,
     device: &str,
     mtu: u16,
+    checksum_offload: bool,
     workers: usize,
     pool: &Mempool,
     plan: Option<RssPlan>,
@@ -304,10 +353,12 @@ pub fn bring_up_port(
         )));
     }
     let plan = plan.unwrap_or_else(|| plan_rss(role, &info, workers));
+    let tx_offloads = choose_tx_offloads(&info, checksum_offload);
     let base = PortConf {
         rx_queues: workers as u16,
         tx_queues: workers as u16,
         mtu: if mtu == 1500 { 0 } else { mtu as u32 },
+        tx_offloads,
         ..Default::default()
     };
     let (hf, key) = match &plan {
@@ -351,6 +402,7 @@ pub fn bring_up_port(
         txq,
         info,
         steering,
+        tx_offloads,
     })
 }
 
@@ -551,6 +603,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             role,
             &iface.device,
             iface.mtu,
+            iface.tx_checksum_offload,
             nworkers,
             &pool,
             None,
@@ -560,6 +613,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     let mut ports = Vec::new();
     let mut queues = Vec::new();
     let mut drivers = Vec::new();
+    let mut tx_offloads = Vec::new();
     for ((role, iface), up) in [
         (PortRole::Public, &cfg.public),
         (PortRole::Private, &cfg.private),
@@ -572,9 +626,11 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             device = %iface.device,
             driver = %up.info.driver,
             steering = steerings[role.index()].as_str(),
+            tx_offloads = %tx_offload_names(up.tx_offloads),
             "port started"
         );
         drivers.push(up.info.driver);
+        tx_offloads.push(up.tx_offloads);
         queues.push((up.rxq, up.txq));
         ports.push(up.port);
     }
@@ -584,11 +640,13 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             role: PortRole::Public,
             mac: macs[0],
             iface: cfg.public.clone(),
+            tx_ip_csum: tx_offloads[0] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
         },
         PortInfo {
             role: PortRole::Private,
             mac: macs[1],
             iface: cfg.private.clone(),
+            tx_ip_csum: tx_offloads[1] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
         },
     ];
     // One load-balancing engine per worker, built here (allocation happens off the workers).
@@ -605,6 +663,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
                     mtu_public: cfg.public.mtu,
                     mtu_private: cfg.private.mtu,
                     seed: seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    mem_advice: Some(MemAdvice(dpdk::advise_hugepages)),
                     ..LbParams::default()
                 },
                 snapshot.clone(),
@@ -693,6 +752,10 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
         port_ids: [ports[0].id(), ports[1].id()],
         drivers: [drivers[0].clone(), drivers[1].clone()],
         steering: steerings,
+        tx_offloads: [
+            tx_offload_names(tx_offloads[0]),
+            tx_offload_names(tx_offloads[1]),
+        ],
         lcores: lcores.iter().take(nworkers).copied().collect(),
         neigh: Mutex::new([
             neigh_table(&cfg.public, cfg.tables.neighbours as usize, timers),
@@ -995,6 +1058,27 @@ mod steering_tests {
         assert_eq!(
             lines,
             ["single worker".to_string(), "single worker".to_string()]
+        );
+    }
+
+    #[test]
+    fn tx_checksum_offload_only_where_advertised_and_allowed() {
+        let mut i = info("net_tap", 0);
+        i.tx_offload_capa = TX_OFFLOAD_IPV4_CKSUM | TX_OFFLOAD_UDP_CKSUM | TX_OFFLOAD_TCP_CKSUM;
+        assert_eq!(choose_tx_offloads(&i, true), TX_OFFLOAD_IPV4_CKSUM);
+        assert_eq!(tx_offload_names(choose_tx_offloads(&i, true)), "ipv4_cksum");
+        assert_eq!(choose_tx_offloads(&i, false), 0, "configured off");
+        i.tx_offload_capa = TX_OFFLOAD_UDP_CKSUM | TX_OFFLOAD_MBUF_FAST_FREE;
+        assert_eq!(choose_tx_offloads(&i, true), 0, "not advertised");
+        for d in ["net_ixgbe", "net_i40e"] {
+            let mut v = info(d, 0);
+            v.tx_offload_capa = TX_OFFLOAD_IPV4_CKSUM;
+            assert_eq!(choose_tx_offloads(&v, true), 0, "{d} keeps its vector TX");
+        }
+        assert_eq!(tx_offload_names(0), "none");
+        assert_eq!(
+            tx_offload_names(TX_OFFLOAD_IPV4_CKSUM | TX_OFFLOAD_MBUF_FAST_FREE),
+            "ipv4_cksum,mbuf_fast_free"
         );
     }
 }

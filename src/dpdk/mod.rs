@@ -116,3 +116,26 @@ pub fn prefetch<T>(p: *const T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Asks the kernel for transparent huge pages on `[ptr, ptr + len)` (the page-aligned part of
+/// it). For large preallocated tables, before they are first written: with 2 MiB pages a lookup
+/// in a table of millions of entries stops missing the TLB too. Best effort: if THP is off
+/// (`/sys/kernel/mm/transparent_hugepage/enabled` = never) nothing changes. Not DPDK, but a
+/// system call on raw memory, so it lives with the other `unsafe` code.
+pub fn advise_hugepages(ptr: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    let start = (ptr as usize).div_ceil(PAGE) * PAGE;
+    let end = (ptr as usize).saturating_add(len) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    let Some(p) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
+        return;
+    };
+    // SAFETY: MADV_HUGEPAGE is advice on how to back the range: it changes neither the contents
+    // nor the validity of any mapping. The range is the page-aligned interior of an allocation
+    // the caller owns; an error (THP disabled, not a private anonymous mapping) is harmless.
+    let _ = unsafe {
+        nix::sys::mman::madvise(p, end - start, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE)
+    };
+}

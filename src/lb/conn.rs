@@ -225,6 +225,38 @@ impl DestAcct {
     }
 }
 
+/// A hint applied to the memory of a large preallocated table before it is first touched:
+/// `(start, bytes)`. The dataplane passes one asking the kernel for transparent huge pages, so
+/// that lookups in a table of millions of entries do not also miss the TLB on 4 KiB pages.
+/// `lb` itself never calls the OS.
+#[derive(Clone, Copy)]
+pub struct MemAdvice(pub fn(*mut u8, usize));
+
+impl std::fmt::Debug for MemAdvice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemAdvice")
+    }
+}
+
+impl PartialEq for MemAdvice {
+    fn eq(&self, o: &Self) -> bool {
+        // Same function, same advice.
+        self.0 as usize == o.0 as usize
+    }
+}
+
+impl Eq for MemAdvice {}
+
+/// A vector of `n` copies of `fill` whose memory got `advice` before being written.
+fn prealloc<T: Copy>(n: usize, fill: T, advice: Option<MemAdvice>) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    if let Some(a) = advice {
+        (a.0)(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>());
+    }
+    v.resize(n, fill);
+    v
+}
+
 /// The connection table of one worker core.
 pub struct ConnTable {
     entries: Vec<Conn>,
@@ -248,15 +280,25 @@ impl ConnTable {
     /// Preallocates everything for `capacity` entries (connections plus templates), clamped to
     /// 1..=[`MAX_CAPACITY`]. `seed` keys the index hash.
     pub fn new(capacity: usize, seed: u64, stats: Arc<CoreStats>) -> ConnTable {
+        Self::with_advice(capacity, seed, stats, None)
+    }
+
+    /// As [`ConnTable::new`], applying `advice` to the entry and bucket arrays first.
+    pub fn with_advice(
+        capacity: usize,
+        seed: u64,
+        stats: Arc<CoreStats>,
+        advice: Option<MemAdvice>,
+    ) -> ConnTable {
         let cap = capacity.clamp(1, MAX_CAPACITY);
         let nb = cap.next_power_of_two();
-        let mut entries = vec![Conn::EMPTY; cap];
+        let mut entries = prealloc(cap, Conn::EMPTY, advice);
         for (i, e) in entries.iter_mut().enumerate() {
             e.hash_next = if i + 1 < cap { (i + 1) as u32 } else { NIL };
         }
         let mut t = ConnTable {
             entries,
-            buckets: vec![NIL; nb],
+            buckets: prealloc(nb, NIL, advice),
             bucket_mask: (nb - 1) as u32,
             seed: seed ^ 0x5851_F42D_4C95_7F2D,
             free_head: 0,

@@ -39,7 +39,7 @@
 use crate::lb::config::{
     DestId, Proto, Service, ServiceId, ServiceKey, Snapshot, SvcLookup, MAX_DESTS, MAX_SERVICES,
 };
-use crate::lb::conn::{Conn, ConnInfo, ConnTable, NewConn};
+use crate::lb::conn::{Conn, ConnInfo, ConnTable, MemAdvice, NewConn};
 use crate::lb::frag::{FragAction, FragKey, FragTable, DEFAULT_FRAG_TIMEOUT_SECS};
 use crate::lb::sched::{AnyScheduler, DestView, Flow, Scheduler, Wlc};
 use crate::lb::stats::{CoreStats, DropReason};
@@ -93,6 +93,8 @@ pub struct LbParams {
     /// Fragmented datagrams tracked at once.
     pub frag_capacity: usize,
     pub frag_timeout_secs: u32,
+    /// Applied to the connection table's memory before it is touched (huge pages).
+    pub mem_advice: Option<MemAdvice>,
 }
 
 impl Default for LbParams {
@@ -106,6 +108,7 @@ impl Default for LbParams {
             seed: 0x5eed,
             frag_capacity: 4096,
             frag_timeout_secs: DEFAULT_FRAG_TIMEOUT_SECS,
+            mem_advice: None,
         }
     }
 }
@@ -251,7 +254,12 @@ impl Lb {
             "steering over another core count"
         );
         let stats = Arc::new(CoreStats::new(params.core_id));
-        let conns = ConnTable::new(params.conn_capacity, params.seed, Arc::clone(&stats));
+        let conns = ConnTable::with_advice(
+            params.conn_capacity,
+            params.seed,
+            Arc::clone(&stats),
+            params.mem_advice,
+        );
         let frags = FragTable::new(
             params.frag_capacity,
             params.seed.rotate_left(17),
