@@ -126,16 +126,26 @@ run() {
     done
     grep -q running "$glog" || fail "rvs-pktgen did not start sending"
     sleep "$warmup"
+    # Involuntary context switches of the worker thread: on a shared machine, each one is a
+    # packet burst that waited for the CPU, and the tail of the latency distribution.
+    local wt
+    wt=$(ps -T -o tid=,comm= -p "$rvs_pid" | awk '$2 ~ /^rte-worker/ {print $1; exit}')
+    nvcs() { awk '/^nonvoluntary_ctxt_switches/ {print $2}' "/proc/$rvs_pid/task/$wt/status" 2>/dev/null || echo 0; }
+    local cs0 cs1
+    cs0=$(nvcs)
     adm --stats-ports --json > "$work/a.json"
     sleep "$duration"
     adm --stats-ports --json > "$work/b.json"
+    cs1=$(nvcs)
+    echo "$((cs1 - cs0))" > "$work/preempt"
     wait "$gen_pid" || { cat "$glog" >&2; fail "rvs-pktgen failed"; }
     gen_pid=""
     kill "$rvs_pid"; wait "$rvs_pid" 2>/dev/null || true; rvs_pid=""
-    python3 - "$work/a.json" "$work/b.json" "$duration" "$rate" "$work/gen.json" > "$work/row.json" <<'EOF'
+    python3 - "$work/a.json" "$work/b.json" "$duration" "$rate" "$work/gen.json" "$(cat "$work/preempt")" > "$work/row.json" <<'EOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 dur, rate = float(sys.argv[3]), int(sys.argv[4])
+preempted = int(sys.argv[6] or 0)
 gen = json.loads(open(sys.argv[5]).read().strip().splitlines()[-1])
 def tot(r, k):
     return sum(p["sw"][k] for p in r["ports"])
@@ -165,7 +175,7 @@ def q(f):
             return v
     return 0.0
 print(json.dumps({"rate_asked": rate, "rx_pps": rx / dur, "tx_pps": tx / dur, "drops": drops,
-                  "drops_by_reason": by_reason,
+                  "drops_by_reason": by_reason, "worker_preempted": preempted,
                   "samples": total, "p50_ns": q(0.5), "p99_ns": q(0.99), "p999_ns": q(0.999),
                   "max_ns": win[-1][0] if win else 0.0, "generator": gen}))
 EOF
@@ -197,14 +207,14 @@ rows = [json.loads(r) for r in sys.argv[6:]]
 fr = [None] + [int(x) for x in loads.split(",")]
 ok, why, warnings = True, [], []
 print()
-print(f"{'load':>6} {'offered pps':>12} {'forwarded pps':>14} {'lost':>8} {'samples':>8} {'p50 ns':>8} {'p99 ns':>8} {'p99.9 ns':>9} {'max ns':>9}")
+print(f"{'load':>6} {'offered pps':>12} {'forwarded pps':>14} {'lost':>8} {'samples':>8} {'p50 ns':>8} {'p99 ns':>8} {'p99.9 ns':>9} {'max ns':>9} {'preempted':>9}")
 for f, r in zip(fr, rows):
     offered = r["generator"]["sent_pps"]
     # Lost inside rvs during the window: every drop counter (TX ring full included).
     lost = r["drops"]
     r["load_percent"] = f
     r["lost"] = lost
-    print(f"{('max' if f is None else str(f) + '%'):>6} {offered:>12.0f} {r['tx_pps']:>14.0f} {lost:>8} {r['samples']:>8} {r['p50_ns']:>8.0f} {r['p99_ns']:>8.0f} {r['p999_ns']:>9.0f} {r['max_ns']:>9.0f}")
+    print(f"{('max' if f is None else str(f) + '%'):>6} {offered:>12.0f} {r['tx_pps']:>14.0f} {lost:>8} {r['samples']:>8} {r['p50_ns']:>8.0f} {r['p99_ns']:>8.0f} {r['p999_ns']:>9.0f} {r['max_ns']:>9.0f} {r['worker_preempted']:>9}")
     if r["tx_pps"] <= 0 or r["samples"] == 0:
         ok, _ = False, why.append(f"{'max' if f is None else str(f) + '%'} load: nothing forwarded or no latency samples")
     if f is not None:

@@ -232,6 +232,13 @@ fn main() {
             s.drain(&mut spare);
         }
     }
+    // What rvs has not taken yet is still queued: finish it.
+    while !sides[0].tx.is_empty() && secs(dpdk::tsc() - start) < a.connect_timeout {
+        sides[0].flush();
+        for s in sides.iter_mut() {
+            s.drain(&mut spare);
+        }
+    }
     let primed_sent = sides[0].sent;
     std::thread::sleep(std::time::Duration::from_millis(500));
     for s in sides.iter_mut() {
