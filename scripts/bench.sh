@@ -538,22 +538,27 @@ def port(s, role):
 def drops(p):
     return {k: v for k, v in p["sw"]["drops"]}
 
+def port_deltas(b, a):
+    """Per-port counter deltas between two --stats-ports readings b (before) and a (after)."""
+    d = {}
+    for role in ("public", "private"):
+        pb, pa = port(b, role), port(a, role)
+        dd = {k: v - drops(pb).get(k, 0) for k, v in drops(pa).items()}
+        d[role] = {
+            "rx_packets": pa["sw"]["rx_packets"] - pb["sw"]["rx_packets"],
+            "tx_packets": pa["sw"]["tx_packets"] - pb["sw"]["tx_packets"],
+            "handed_over": pa["sw"]["handed_over"] - pb["sw"]["handed_over"],
+            "drops": {k: v for k, v in dd.items() if v},
+            "hw_opackets": pa["hw"]["opackets"] - pb["hw"]["opackets"],
+        }
+    return d
+
 b, a = load("before-ports.json"), load("after-ports.json")
 tb, ta = load("before-time.json"), load("after-time.json")
 dt = ta["t"] - tb["t"]
 # Share of the wall time the worker threads were on a CPU (1.0 = each owned its core).
 share = (ta["worker_ns"] - tb["worker_ns"]) / 1e9 / dt / workers
-d = {}
-for role in ("public", "private"):
-    pb, pa = port(b, role), port(a, role)
-    dd = {k: v - drops(pb).get(k, 0) for k, v in drops(pa).items()}
-    d[role] = {
-        "rx_packets": pa["sw"]["rx_packets"] - pb["sw"]["rx_packets"],
-        "tx_packets": pa["sw"]["tx_packets"] - pb["sw"]["tx_packets"],
-        "handed_over": pa["sw"]["handed_over"] - pb["sw"]["handed_over"],
-        "drops": {k: v for k, v in dd.items() if v},
-    }
-    d[role]["hw_opackets"] = pa["hw"]["opackets"] - pb["hw"]["opackets"]
+d = port_deltas(b, a)
 lb, la = load("before-list.json"), load("after-list.json")
 def svc_conns(l):
     return sum(s["stats"]["conns"] for s in l["services"])
@@ -649,15 +654,7 @@ if edits_target:
         tb_, ta_ = load(bn + "-time.json"), load(an + "-time.json")
         wdt = ta_["t"] - tb_["t"]
         w = {"dt": wdt, "share": (ta_["worker_ns"] - tb_["worker_ns"]) / 1e9 / wdt / workers}
-        for role in ("public", "private"):
-            pb, pa = port(wb, role), port(wa, role)
-            dd = {k: v - drops(pb).get(k, 0) for k, v in drops(pa).items()}
-            w[role] = {
-                "rx_packets": pa["sw"]["rx_packets"] - pb["sw"]["rx_packets"],
-                "tx_packets": pa["sw"]["tx_packets"] - pb["sw"]["tx_packets"],
-                "handed_over": pa["sw"]["handed_over"] - pb["sw"]["handed_over"],
-                "drops": {k: v for k, v in dd.items() if v},
-            }
+        w.update(port_deltas(wb, wa))
         w["fwd"] = w["public"]["tx_packets"] + w["private"]["tx_packets"]
         w["rx"] = w["public"]["rx_packets"] + w["private"]["rx_packets"]
         w["mpps"] = w["fwd"] / wdt / 1e6

@@ -8,6 +8,8 @@
 //! interfaces named after the test's pid. Runs as root (CI runs the suite as root); needs
 //! /dev/net/tun.
 
+mod common;
+
 use nix::sys::socket::{
     recvfrom, setsockopt, socket, sockopt, AddressFamily, LinkAddr, SockFlag, SockProtocol,
     SockType,
@@ -124,29 +126,13 @@ fn net_tap_computes_the_ipv4_header_checksum_when_asked() {
     let pid = std::process::id();
     let (if_on, if_off) = (format!("rvsck{pid}"), format!("rvsck{pid}n"));
     let prefix = format!("rvs-offload-{pid}");
-    let mut args: Vec<String> = [
-        "rvs-test",
-        "-l",
-        "0",
-        "--no-huge",
-        "--no-shconf",
-        "--no-pci",
-        "--no-telemetry",
-        "-m",
-        "256",
-        "--file-prefix",
+    let args = common::test_eal_args(
         &prefix,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for v in [
-        format!("net_tap0,iface={if_on}"),
-        format!("net_tap1,iface={if_off}"),
-    ] {
-        args.push("--vdev".into());
-        args.push(v);
-    }
+        [
+            format!("net_tap0,iface={if_on}"),
+            format!("net_tap1,iface={if_off}"),
+        ],
+    );
     let eal = Eal::init(&args).expect("EAL init (--no-huge, net_tap) failed: run as root");
     let pool = Mempool::new("offload_test", 4095, 0, 2176, 0).unwrap();
 

@@ -5,6 +5,8 @@
 //! failing ends in software handover with a reason, that the ports keep working, and that the
 //! RETA/key programming and read-back the hardware path relies on work on a real driver.
 
+mod common;
+
 use rvs::control::app::{bring_up_port, choose_steering, plan_rss, RssPlan};
 use rvs::dpdk::{port, Burst, Eal, Mempool};
 use rvs::lb::steer::{default_reta, Steer, RSS_KEY};
@@ -40,26 +42,10 @@ fn steering_falls_back_to_software_on_virtual_ports() {
         b = out("tx1.pcap")
     );
     let prefix = format!("rvs-steer-{}", std::process::id());
-    let mut args: Vec<String> = [
-        "rvs-test",
-        "-l",
-        "0",
-        "--no-huge",
-        "--no-shconf",
-        "--no-pci",
-        "--no-telemetry",
-        "-m",
-        "256",
-        "--file-prefix",
+    let args = common::test_eal_args(
         &prefix,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for v in (0..6).map(|i| format!("net_null{i}")).chain([pcap_dev]) {
-        args.push("--vdev".into());
-        args.push(v);
-    }
+        (0..6).map(|i| format!("net_null{i}")).chain([pcap_dev]),
+    );
     let eal = Eal::init(&args).expect("EAL init (--no-huge) failed: run as root");
     let pool = Mempool::new("steer_test", 4095, 0, 2176, 0).unwrap();
 

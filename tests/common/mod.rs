@@ -1,5 +1,6 @@
 //! Helpers for the lab tests: they drive the namespaces built by `scripts/lab.sh up` and the
-//! rvs it started, and read the appliance's counters through rvsadm.
+//! rvs it started, and read the appliance's counters through rvsadm. Also the EAL arguments of
+//! the root-only `dpdk_*` tests.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -177,4 +178,30 @@ pub fn fresh(workers: usize) {
         );
     }
     adm(&["-C"]);
+}
+
+/// EAL arguments for an in-process test on virtual devices: one lcore, no hugepages, no PCI,
+/// no shared config, its own file prefix, then `--vdev` for each of `vdevs`.
+pub fn test_eal_args(prefix: &str, vdevs: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "rvs-test",
+        "-l",
+        "0",
+        "--no-huge",
+        "--no-shconf",
+        "--no-pci",
+        "--no-telemetry",
+        "-m",
+        "256",
+        "--file-prefix",
+        prefix,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for v in vdevs {
+        args.push("--vdev".into());
+        args.push(v);
+    }
+    args
 }
