@@ -409,9 +409,10 @@ impl Worker {
                 continue;
             }
             bump(&self.counters().handed_in, got as u64);
+            // Written by the other core: headers and data are all cold here.
+            rx.prefetch_all();
             let mut it = rx.drain();
             while let Some(m) = it.next() {
-                dpdk::prefetch(it.peek_data_ptr(1));
                 let role = self.role_of(&m);
                 self.queue_owned(m, role, ethernet::HEADER_LEN, true, now);
             }
