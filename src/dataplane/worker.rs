@@ -411,8 +411,7 @@ impl Worker {
             bump(&self.counters().handed_in, got as u64);
             // Written by the other core: headers and data are all cold here.
             rx.prefetch_all();
-            let mut it = rx.drain();
-            while let Some(m) = it.next() {
+            for m in rx.drain() {
                 let role = self.role_of(&m);
                 self.queue_owned(m, role, ethernet::HEADER_LEN, true, now);
             }
