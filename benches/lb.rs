@@ -125,6 +125,17 @@ fn client(i: usize) -> (Ipv4Addr, u16) {
     )
 }
 
+/// The client endpoint of the flow at `order[*k]`, advancing `k` round the permutation.
+#[inline(always)]
+fn next_client(order: &[u32], k: &mut usize) -> (Ipv4Addr, u16) {
+    let c = client(order[*k] as usize);
+    *k += 1;
+    if *k == order.len() {
+        *k = 0;
+    }
+    c
+}
+
 /// A seeded random permutation of 0..n (xorshift Fisher-Yates).
 fn permutation(n: usize, seed: u64) -> Vec<u32> {
     let mut v: Vec<u32> = (0..n as u32).collect();
@@ -255,11 +266,7 @@ fn conn_lookup(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(label(n)), &n, |b, _| {
             b.iter_custom(|iters| {
                 timed(iters, || {
-                    let (a, port) = client(order[k] as usize);
-                    k += 1;
-                    if k == order.len() {
-                        k = 0;
-                    }
+                    let (a, port) = next_client(&order, &mut k);
                     black_box(t.lookup_in(Protocol::UDP, a, port, VIP, 80, NOW));
                 })
             })
@@ -286,11 +293,7 @@ fn lb_established(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::from_parameter(label(n)), &n, |b, _| {
                 b.iter_custom(|iters| {
                     timed(iters, || {
-                        let (a, port) = client(order[k] as usize);
-                        k += 1;
-                        if k == order.len() {
-                            k = 0;
-                        }
+                        let (a, port) = next_client(&order, &mut k);
                         p.copy_from_slice(&tmpl);
                         match role {
                             PortRole::Public => set_src(&mut p, a, port),
@@ -336,11 +339,7 @@ fn lb_burst_in(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed(iters, || {
                     for (p, h) in pkts.iter_mut().zip(hints.iter_mut()) {
-                        let (a, port) = client(order[k] as usize);
-                        k += 1;
-                        if k == order.len() {
-                            k = 0;
-                        }
+                        let (a, port) = next_client(&order, &mut k);
                         p.copy_from_slice(&tmpl);
                         set_src(p, a, port);
                         *h = lb.lookup_hint(p, PortRole::Public);
@@ -414,11 +413,7 @@ fn copy_baseline(c: &mut Criterion) {
     g.bench_function("template_copy_and_endpoint", |b| {
         b.iter_custom(|iters| {
             timed(iters, || {
-                let (a, port) = client(order[k] as usize);
-                k += 1;
-                if k == order.len() {
-                    k = 0;
-                }
+                let (a, port) = next_client(&order, &mut k);
                 p.copy_from_slice(&tmpl);
                 set_src(&mut p, a, port);
                 black_box(&mut p);

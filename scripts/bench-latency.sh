@@ -58,11 +58,6 @@ echo "== generating established-udp traffic: $conns flows"
 python3 - "$work/pcap/manifest.json" "$work" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1])); w = sys.argv[2]
-flag = {"tcp": "-t", "udp": "-u"}
-with open(w + "/rules", "w") as f:
-    for s in m["services"]:
-        v = f'{s["vip"]}:{s["vport"]}'
-        f.write(f'-A {flag[s["proto"]]} {v} -s rr\n-a {flag[s["proto"]]} {v} -r {s["rip"]}:{s["rport"]} -m -w 1\n')
 neigh = ", ".join(f'"{s["rip"]}" = "{s["real_mac"]}"' for s in m["services"])
 open(w + "/neigh", "w").write(neigh)
 open(w + "/gwmac", "w").write(m["gateway_mac"])
@@ -101,7 +96,7 @@ mbufs = 32768
 socket = "$sock"
 
 [rules]
-file = "$work/rules"
+file = "$work/pcap/rules"
 EOF
 "$BIN/rvs" --config "$work/rvs.toml" --check >/dev/null
 

@@ -280,18 +280,7 @@ fi
 # possible, but owner hashing is uneven) with margin.
 connections=$(( conns * 5 / 4 / workers + 4096 ))
 
-rules="$work/rules"
-svc_lines=$(python3 - "$work/pcap/manifest.json" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1]))
-flag = {"tcp": "-t", "udp": "-u"}
-for s in m["services"]:
-    v = f'{s["vip"]}:{s["vport"]}'
-    print(f'-A {flag[s["proto"]]} {v} -s rr')
-    print(f'-a {flag[s["proto"]]} {v} -r {s["rip"]}:{s["rport"]} -m -w 1')
-EOF
-)
-echo "$svc_lines" > "$rules"
+rules="$work/pcap/rules"   # the services the traffic expects, written by rvs-pcapgen
 neigh=$(python3 - "$work/pcap/manifest.json" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))

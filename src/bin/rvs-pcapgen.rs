@@ -21,7 +21,8 @@
 //! so that connection-table accesses are not a sequential walk the CPU's prefetchers would hide.
 //!
 //! Files: `DIR/public-qI.pcap` and (except `syn`) `DIR/private-qI.pcap` for I in 0..`--queues`,
-//! plus `DIR/manifest.json` (packet counts, services, neighbours) for scripts/bench.sh.
+//! plus `DIR/manifest.json` (packet counts, services, neighbours) and `DIR/rules` (those services
+//! in `rvsadm -R` syntax) for scripts/bench.sh and scripts/bench-latency.sh.
 
 use clap::{Parser, ValueEnum};
 use rvs::lb::steer::endpoint_core;
@@ -558,6 +559,20 @@ fn main() {
     let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
     if let Err(e) = std::fs::write(&path, text + "\n") {
         io_fail(&path, e);
+    }
+    // The services the traffic expects, in `rvsadm -R` syntax (rr, masquerading, weight 1),
+    // so that every script configures rvs the same way.
+    let flag = if proto == "tcp" { "-t" } else { "-u" };
+    let rules: String = (0..u32::from(g.a.reals))
+        .map(|k| {
+            let (rip, rport, _) = g.real(k);
+            let vip = format!("{}:{}", g.a.vip, g.vport(k));
+            format!("-A {flag} {vip} -s rr\n-a {flag} {vip} -r {rip}:{rport} -m -w 1\n")
+        })
+        .collect();
+    let rules_path = g.a.out.join("rules");
+    if let Err(e) = std::fs::write(&rules_path, rules) {
+        io_fail(&rules_path, e);
     }
     println!("{}", path.display());
 }

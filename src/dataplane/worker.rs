@@ -316,8 +316,8 @@ impl Worker {
             dpdk::prefetch(e as *const lb::conn::Conn);
         }
         let mut batch = std::mem::take(&mut self.pending);
-        let meta = self.pending_meta;
-        for (m, p) in batch.drain().zip(meta.iter()) {
+        for (i, m) in batch.drain().enumerate() {
+            let p = self.pending_meta[i];
             self.balance(m, p.role, usize::from(p.l3), now, p.handed_in);
         }
     }
