@@ -14,12 +14,57 @@ pub const VERSION: u32 = 1;
 /// Largest request line accepted, in bytes (a `restore` of a full table is a few MiB).
 pub const MAX_REQUEST: usize = 16 << 20;
 
-/// A request: `{"v":1,"cmd":"port_stats"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A request: `{"v":1,"cmd":"port_stats"}`. Decoded strictly: `cmd` must be a string (serde
+/// alone would take an integer as the index of a variant, so `{"v":1,"cmd":0}` would be a
+/// `ping`), in the envelope and in every operation of a `restore`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {
     pub v: u32,
     #[serde(flatten)]
     pub req: Request,
+}
+
+/// What serde derives for [`Envelope`]; reached only after [`require_string_cmds`].
+#[derive(Deserialize)]
+struct RawEnvelope {
+    v: u32,
+    #[serde(flatten)]
+    req: Request,
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        require_string_cmds(&value).map_err(D::Error::custom)?;
+        let raw: RawEnvelope = serde_json::from_value(value).map_err(D::Error::custom)?;
+        Ok(Envelope {
+            v: raw.v,
+            req: raw.req,
+        })
+    }
+}
+
+/// Every `cmd` of a request (and of a restore's `ops`) is a JSON string.
+fn require_string_cmds(v: &serde_json::Value) -> Result<(), String> {
+    let Some(obj) = v.as_object() else {
+        return Ok(()); // not an object: the derived decoder gives the error
+    };
+    match obj.get("cmd") {
+        None => return Ok(()),
+        Some(serde_json::Value::String(_)) => {}
+        Some(other) => {
+            return Err(format!(
+                "`cmd` must be a string naming a command, not {other}"
+            ))
+        }
+    }
+    if let Some(serde_json::Value::Array(ops)) = obj.get("ops") {
+        for op in ops {
+            require_string_cmds(op)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -432,6 +477,29 @@ mod tests {
         assert_eq!(e.req, Request::PortStats);
         assert!(serde_json::from_str::<Envelope>(r#"{"v":1,"cmd":"reboot"}"#).is_err());
         assert!(serde_json::from_str::<Envelope>(r#"{"cmd":"ping"}"#).is_err());
+        // A variant index, a bool or null where the command name belongs is not a command.
+        for bad in [
+            r#"{"v":1,"cmd":0}"#,
+            r#"{"v":1,"cmd":1}"#,
+            r#"{"v":1,"cmd":true}"#,
+            r#"{"v":1,"cmd":null}"#,
+            r#"{"v":1,"cmd":"restore","ops":[{"cmd":6}]}"#,
+            r#"{"v":1,"cmd":"restore","ops":[{"cmd":"clear"},{"cmd":"restore","ops":[{"cmd":0}]}]}"#,
+        ] {
+            let e = serde_json::from_str::<Envelope>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`cmd` must be a string"), "{bad}: {e}");
+        }
+        let e: Envelope =
+            serde_json::from_str(r#"{"v":1,"cmd":"restore","ops":[{"cmd":"clear"}]}"#).unwrap();
+        assert_eq!(
+            e.req,
+            Request::Restore {
+                ops: vec![Request::Clear],
+                lines: None
+            }
+        );
         let s = serde_json::to_string(&Envelope {
             v: 1,
             req: Request::Neighbours,
