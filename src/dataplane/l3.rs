@@ -137,6 +137,9 @@ fn swap_macs(frame: &mut [u8]) {
     frame[6..12].copy_from_slice(&d);
 }
 
+/// The largest fragment offset the IPv4 header can carry, in 8-byte units (13 bits).
+const FRAG_OFFSET_UNITS_MAX: u16 = 0x1fff;
+
 /// How many fragments an IPv4 packet (`ip`, header at 0) needs for `mtu`: 1 when it fits or
 /// cannot be fragmented here, None when it is malformed or `mtu` is too small to carry data.
 pub fn fragments_needed(ip: &[u8], mtu: usize) -> Option<usize> {
@@ -181,6 +184,11 @@ pub fn write_fragment(
     o[2..4].copy_from_slice(&((hl + len) as u16).to_be_bytes());
     let mut f = Ipv4Packet::new_checked(&mut *o).ok()?;
     let units = (p.frag_offset() as usize + start) / 8;
+    // 13 bits of offset. `new_checked` already refuses a fragment running past 65535 bytes,
+    // the only way to get here; never let a larger value spill into the flag bits.
+    if units > usize::from(FRAG_OFFSET_UNITS_MAX) {
+        return None;
+    }
     let mf = !last || p.more_frags();
     f.set_flags_frag(
         (units as u16) | if mf { 0x2000 } else { 0 } | if p.dont_frag() { 0x4000 } else { 0 },
@@ -442,6 +450,42 @@ mod tests {
         assert!(write_fragment(&ip, 1500, 3, &mut out, false).is_none());
         assert_eq!(payload, ip[20..]);
         assert_eq!(fragments_needed(&ip, 20), None, "no room for data");
+    }
+
+    #[test]
+    fn a_fragment_running_past_64k_is_refused_not_emitted_with_corrupt_flags() {
+        // Last fragment at offset 64000 with 3000 bytes of payload: its datagram would be
+        // 67000 bytes. Split for MTU 1500, its pieces' offsets would reach 8375 units, more
+        // than 13 bits, and the excess would land in the DF/MF bits.
+        let ip = udp_packet(3000, 64000 / 8);
+        let mut out = [0u8; 1600];
+        assert_eq!(
+            Ipv4Packet::new_checked(&ip[..]).err(),
+            Some(crate::net::Error::FragmentTooLong)
+        );
+        assert_eq!(fragments_needed(&ip, 1500), None);
+        for i in 0..3 {
+            assert!(write_fragment(&ip, 1500, i, &mut out, false).is_none());
+        }
+        // The receive path drops it, counted as malformed.
+        let mut frame = [&OUR.0[..], &PEER.0[..], &[0x08, 0x00][..], &ip[..]].concat();
+        assert_eq!(
+            receive(&mut frame, &port(), &mut None),
+            Rx::Drop(DropReason::Ipv4Malformed)
+        );
+        // The largest legal fragment (ending at byte 65535) still splits, offsets in range.
+        let ip = udp_packet(65535 - 65000 - 20, 65000 / 8);
+        let n = fragments_needed(&ip, 300).unwrap();
+        assert!(n > 1);
+        let mut last_off = 0;
+        for i in 0..n {
+            let len = write_fragment(&ip, 300, i, &mut out, false).unwrap();
+            let f = Ipv4Packet::new_checked(&out[..len]).unwrap();
+            assert!(f.frag_offset() >= 65000 && f.frag_offset() >= last_off);
+            assert!(!f.dont_frag());
+            assert_eq!(f.more_frags(), i + 1 < n);
+            last_off = f.frag_offset();
+        }
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Wraps after validating: buffer >= 20 (`Truncated`), version 4 (`BadVersion`), IHL >= 5
     /// (`BadHeaderLen`), header fits (`Truncated`), total_len >= header_len (`BadTotalLen`),
-    /// total_len <= buffer length (`Truncated`). The checksum is not checked: see
+    /// fragment offset + payload <= 65535 (`FragmentTooLong`), total_len <= buffer length
+    /// (`Truncated`). The checksum is not checked: see
     /// [`Ipv4Packet::verify_checksum`].
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_checked_quoted(buffer)?;
@@ -81,6 +82,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         let tl = usize::from(rd16(b, field::LENGTH));
         if tl < hl {
             return Err(Error::BadTotalLen);
+        }
+        let offset = usize::from(rd16(b, field::FLG_OFF) & FRAG_OFFSET_MASK) << 3;
+        if offset + (tl - hl) > usize::from(u16::MAX) {
+            return Err(Error::FragmentTooLong);
         }
         Ok(Ipv4Packet { buffer })
     }

@@ -37,6 +37,10 @@ pub enum Error {
     /// IPv4 total length is smaller than the header length.
     #[error("bad IPv4 total length")]
     BadTotalLen,
+    /// An IPv4 fragment whose offset plus payload runs past 65535 bytes: its datagram could
+    /// not exist ("ping of death"), and splitting it again would overflow the 13-bit offset.
+    #[error("IPv4 fragment extends past 65535 bytes")]
+    FragmentTooLong,
     /// UDP length field is below 8.
     #[error("bad UDP length")]
     BadLength,
