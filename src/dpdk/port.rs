@@ -98,17 +98,30 @@ pub struct RssConf {
 /// Entries per `rte_eth_rss_reta_entry64` group.
 const RETA_GROUP: usize = ffi::RTE_ETH_RETA_GROUP_SIZE as usize;
 
-/// A probed Ethernet port.
+/// A probed Ethernet port. At most one `Port` exists per device in the process (the one that
+/// closes it), and its queues are handed out once: every [`RxQueue`] and [`TxQueue`] has one
+/// owner, so no two lcores can ever poll the same queue.
 #[derive(Debug)]
 pub struct Port {
     id: PortId,
     started: bool,
+    /// `configure` succeeded once: the queue handles exist and must not be made again.
+    queues_out: bool,
     /// rte_flow rules installed on the port; destroyed before it is closed.
     flows: Vec<Flow>,
 }
 
+/// Port ids that have a live [`Port`] handle.
+static CLAIMED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u16>> {
+    CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Port {
-    /// Finds a port by its device name (e.g. `net_af_packet0` or a PCI address `0000:03:00.0`).
+    /// Finds a port by its device name (e.g. `net_af_packet0` or a PCI address `0000:03:00.0`)
+    /// and takes ownership of it; a second handle for a device that has one is an error.
     pub fn by_name(name: &str) -> Result<Port> {
         let c = CString::new(name).map_err(|_| Error::msg("port", "bad device name"))?;
         let mut id = 0u16;
@@ -120,9 +133,16 @@ impl Port {
                 "not found (not probed: check the EAL device options and that the driver/NIC exists)",
             ));
         }
+        if !claimed().insert(id) {
+            return Err(Error::msg(
+                format!("device {name}"),
+                "already in use (another handle of this process owns the port)",
+            ));
+        }
         Ok(Port {
             id: PortId(id),
             started: false,
+            queues_out: false,
             flows: Vec::new(),
         })
     }
@@ -180,12 +200,20 @@ impl Port {
     }
 
     /// Configures the device and sets up its queues (`rx_queues` RX queues fed from `pool`).
-    /// Returns the queue handles; each must be used by one lcore only.
+    /// Returns the queue handles, once: after a successful call the queues have owners and a
+    /// second call is an error (a failed call hands out nothing and may be retried, e.g.
+    /// without RSS).
     pub fn configure(
         &mut self,
         conf: &PortConf,
         pool: &Mempool,
     ) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
+        if self.queues_out {
+            return Err(Error::msg(
+                "configure",
+                "port already configured: its queues were handed out",
+            ));
+        }
         let mut c: ffi::rte_eth_conf = Default::default();
         let mut key = conf.rss_key.clone();
         if conf.rss_hf != 0 {
@@ -249,6 +277,7 @@ impl Port {
                 queue: q,
             });
         }
+        self.queues_out = true;
         Ok((rxq, txq))
     }
 
@@ -468,6 +497,7 @@ impl Drop for Port {
         unsafe {
             ffi::rte_eth_dev_close(self.id.0);
         }
+        claimed().remove(&self.id.0);
     }
 }
 
