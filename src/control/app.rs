@@ -578,12 +578,38 @@ pub fn run(cfg: Config) -> Result<(), AppError> {
             e.text
         ))
     })?;
-    let result = run_with_eal(&cfg, bound, term);
-    drop(eal);
+    let mut app = Appliance {
+        server: None,
+        workers: None,
+        ports: Vec::new(),
+        _eal: eal,
+    };
+    let result = run_with_eal(&cfg, bound, term, &mut app);
+    drop(app);
+    if result.is_ok() {
+        eprintln!("rvs: stopped");
+    }
     result
 }
 
-fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Result<(), AppError> {
+/// Everything that reaches into DPDK, owned in the order it must be torn down: Rust drops
+/// fields in declaration order, so whatever path leaves `run` (a clean stop, or an error at any
+/// step of the start), the control clients are disconnected and joined first (they read port
+/// statistics), then the workers are stopped and joined, then the ports are stopped and closed,
+/// and only then does `rte_eal_cleanup` run.
+struct Appliance {
+    server: Option<server::Server>,
+    workers: Option<dpdk::LcoreGroup>,
+    ports: Vec<Port>,
+    _eal: Eal,
+}
+
+fn run_with_eal(
+    cfg: &Config,
+    bound: server::Bound,
+    term: Arc<AtomicBool>,
+    app: &mut Appliance,
+) -> Result<(), AppError> {
     let nworkers = cfg.workers.count as usize;
     let lcores = dpdk::worker_lcores();
     if lcores.len() < nworkers {
@@ -610,7 +636,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
         )?);
     }
     let (steer, steerings) = choose_steering([&ups[0].steering, &ups[1].steering], nworkers);
-    let mut ports = Vec::new();
+    let ports = &mut app.ports;
     let mut queues = Vec::new();
     let mut drivers = Vec::new();
     let mut tx_offloads = Vec::new();
@@ -715,7 +741,10 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     let mut pub_tx = pub_q.1.into_iter();
     let mut priv_rx = priv_q.0.into_iter();
     let mut priv_tx = priv_q.1.into_iter();
-    let mut handles = Vec::new();
+    let workers = app.workers.insert(dpdk::LcoreGroup::new({
+        let shared = shared.clone();
+        move || shared.running.store(false, Ordering::SeqCst)
+    }));
     let mut engines = engines.into_iter();
     let mut to = to.into_iter();
     let mut from = from.into_iter();
@@ -743,7 +772,7 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
             pool,
             port_ids,
         });
-        handles.push(dpdk::launch(*lcore, move || w.run())?);
+        workers.launch(*lcore, move || w.run())?;
     }
 
     let timers = NeighTimers::default();
@@ -769,15 +798,12 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
         shared.neigh[r.index()].publish(t[r.index()].snapshot());
     }
     if let Some(path) = &cfg.rules.file {
-        if let Err(e) = mgmt.ipvs.load_rules_file(path) {
-            shared.running.store(false, Ordering::SeqCst);
-            for h in handles {
-                h.wait();
-            }
-            return Err(AppError::Precheck(e));
-        }
+        // An error here returns with the workers running: `Appliance` stops and joins them.
+        mgmt.ipvs
+            .load_rules_file(path)
+            .map_err(AppError::Precheck)?;
     }
-    let server = bound.serve(mgmt.clone());
+    app.server = Some(bound.serve(mgmt.clone()));
     let mut tx = MgmtTx {
         pool,
         rings: [mgmt_pub_tx, mgmt_priv_tx],
@@ -816,17 +842,8 @@ fn run_with_eal(cfg: &Config, bound: server::Bound, term: Arc<AtomicBool>) -> Re
     );
 
     management_loop(&mgmt, &mut tx, &term);
-
-    // Shutdown: stop workers, then ports, then the socket; EAL is cleaned up by the caller.
-    shared.running.store(false, Ordering::SeqCst);
-    for h in handles {
-        h.wait();
-    }
-    drop(server);
-    for mut p in ports {
-        let _ = p.stop();
-    }
-    eprintln!("rvs: stopped");
+    // Shutdown: `Appliance` (dropped by the caller) disconnects the clients, stops the
+    // workers and the ports, then cleans up the EAL.
     Ok(())
 }
 

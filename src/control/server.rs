@@ -73,7 +73,9 @@ pub fn bind(path: &Path, group: &str) -> Result<Bound, ServerError> {
     })
 }
 
-/// A serving control socket; dropping it stops accepting and removes the socket file.
+/// A serving control socket; dropping it stops accepting, disconnects every client and joins
+/// their threads (no request is being handled once the drop returns), and removes the socket
+/// file.
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -99,20 +101,45 @@ impl Bound {
     }
 }
 
+/// A client's thread and a handle on its socket to cut it off with at shutdown.
+struct Client {
+    thread: std::thread::JoinHandle<()>,
+    socket: UnixStream,
+}
+
 fn accept_loop<H: Handler>(listener: UnixListener, handler: Arc<H>, stop: Arc<AtomicBool>) {
+    let mut clients: Vec<Client> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
+                let Ok(socket) = stream.try_clone() else {
+                    continue; // dropping `stream` closes it: the client sees EOF
+                };
                 let h = handler.clone();
-                let _ = std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name("rvs-client".into())
                     .spawn(move || serve_client(stream, &*h));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
+                if let Ok(thread) = spawned {
+                    clients.push(Client { thread, socket });
+                }
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
+        let (done, live): (Vec<Client>, Vec<Client>) =
+            clients.into_iter().partition(|c| c.thread.is_finished());
+        for c in done {
+            let _ = c.thread.join();
+        }
+        clients = live;
+    }
+    // Stopping: the handler reaches into DPDK (port statistics), so every client thread must
+    // be finished before the caller goes on to stop ports and clean up the EAL. Shutting the
+    // sockets down wakes readers blocked on idle clients; a request being handled completes.
+    for c in &clients {
+        let _ = c.socket.shutdown(std::net::Shutdown::Both);
+    }
+    for c in clients {
+        let _ = c.thread.join();
     }
 }
 
@@ -327,6 +354,60 @@ mod tests {
             assert!(h.join().unwrap());
         }
         drop(srv);
+    }
+
+    /// Polls `f` for up to 30 s (a liveness bound, not a timing assertion).
+    fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Counts requests in progress and completed; each takes `delay` to answer.
+    struct Slow {
+        delay: Duration,
+        busy: std::sync::atomic::AtomicUsize,
+        done: std::sync::atomic::AtomicUsize,
+    }
+    impl Handler for Slow {
+        fn handle(&self, _req: Request) -> Response {
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.done.fetch_add(1, Ordering::SeqCst);
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            Response::ok(serde_json::json!({}))
+        }
+    }
+
+    #[test]
+    fn dropping_the_server_joins_every_client_first() {
+        let p = tmp_sock("join");
+        let h = Arc::new(Slow {
+            delay: Duration::from_millis(400),
+            busy: Default::default(),
+            done: Default::default(),
+        });
+        let srv = bind(&p, &root_group()).unwrap().serve(h.clone());
+        // One idle client (connected, sends nothing) and one whose request is being handled.
+        let idle = UnixStream::connect(&p).unwrap();
+        let p2 = p.clone();
+        let caller = std::thread::spawn(move || call(&p2, &Request::Ping).map(|r| r.ok));
+        assert!(wait_until(|| h.busy.load(Ordering::SeqCst) == 1));
+        drop(srv);
+        // The request in progress was finished before the drop returned: nothing that serves
+        // clients can still be running when the caller cleans up the EAL.
+        assert_eq!(h.busy.load(Ordering::SeqCst), 0);
+        assert_eq!(h.done.load(Ordering::SeqCst), 1);
+        let _ = caller.join().unwrap();
+        // The idle client was disconnected.
+        let mut rest = Vec::new();
+        assert_eq!((&idle).read_to_end(&mut rest).unwrap_or(0), 0);
+        assert!(!p.exists());
     }
 
     #[test]

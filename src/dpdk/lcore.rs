@@ -90,6 +90,65 @@ where
     })
 }
 
+/// Jobs on worker lcores that run until told to stop. Dropping the group (on any return path,
+/// an error after the first launch included) calls `stop` and then joins every job, so a failed
+/// start can never leave a worker polling and the process hanging in a join.
+pub struct LcoreGroup {
+    stop: Box<dyn Fn() + Send>,
+    handles: Vec<LaunchHandle>,
+}
+
+impl LcoreGroup {
+    /// A group whose jobs end when `stop` has been called (e.g. it clears their `running` flag).
+    pub fn new(stop: impl Fn() + Send + 'static) -> Self {
+        LcoreGroup {
+            stop: Box::new(stop),
+            handles: Vec::new(),
+        }
+    }
+
+    /// Launches `f` on `lcore` as a member of the group.
+    pub fn launch<F>(&mut self, lcore: u32, f: F) -> Result<()>
+    where
+        F: FnOnce() -> i32 + Send + 'static,
+    {
+        self.handles.push(launch(lcore, f)?);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Stops and joins every job; their return codes in launch order.
+    pub fn stop(mut self) -> Vec<i32> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Vec<i32> {
+        (self.stop)();
+        self.handles.drain(..).map(LaunchHandle::wait).collect()
+    }
+}
+
+impl Drop for LcoreGroup {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+impl std::fmt::Debug for LcoreGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LcoreGroup")
+            .field("handles", &self.handles)
+            .finish()
+    }
+}
+
 /// Waits for every worker lcore to finish its job.
 pub fn wait_all() {
     // SAFETY: joins all launched workers; safe to call with none running.

@@ -16,7 +16,7 @@ pub mod ring;
 
 pub use eal::Eal;
 pub use flow::L4;
-pub use lcore::{launch, main_lcore, wait_all, worker_lcores, LaunchHandle};
+pub use lcore::{launch, main_lcore, wait_all, worker_lcores, LaunchHandle, LcoreGroup};
 pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
 pub use port::{
     DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RssConf, RxQueue, TxQueue,
