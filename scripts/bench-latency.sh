@@ -47,6 +47,8 @@ cleanup() {
     [ -n "$gen_pid" ] && kill "$gen_pid" 2>/dev/null && wait "$gen_pid" 2>/dev/null
     [ -n "$rvs_pid" ] && kill "$rvs_pid" 2>/dev/null && wait "$rvs_pid" 2>/dev/null
     rm -rf "$work"
+    # EAL runtime directories of this run, should a process have been killed before cleanup.
+    rm -rf "/var/run/dpdk/rvs-bench-lat-$$" "/var/run/dpdk/rvs-pktgen-$$"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

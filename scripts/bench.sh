@@ -205,6 +205,8 @@ cleanup() {
     if [ -n "$hp_orig" ]; then
         echo "$hp_orig" > "$hp_file" 2>/dev/null || true
     fi
+    # EAL runtime directories of this run (testpmd's are never removed by testpmd).
+    rm -rf "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-tp"
     if [ $keep -eq 1 ] || [ $rc -ne 0 ]; then
         echo "bench: scratch directory kept: $work" >&2
     else
@@ -366,7 +368,7 @@ snap() { # name: the port counters with the time they were read, then the servic
     l1=$(date +%s.%N)
     # "t": when the port counters were read; "tl": when the service counters were (a separate
     # request, tens of ms later under load: rates from each are taken over their own window).
-    echo "{\"t\": $(python3 -c "print(($t0 + $t1) / 2)"), \"read_s\": $(python3 -c "print($t1 - $t0)"), \"tl\": $(python3 -c "print(($l0 + $l1) / 2)"), \"worker_ns\": $cpu_ns}" > "$work/$1-time.json"
+    echo "{\"t\": $(python3 -c "print(($t0 + $t1) / 2)"), \"read_s\": $(python3 -c "print($t1 - $t0)"), \"tl\": $(python3 -c "print(($l0 + $l1) / 2)"), \"lread_s\": $(python3 -c "print($l1 - $l0)"), \"worker_ns\": $cpu_ns}" > "$work/$1-time.json"
 }
 
 conns_now() {
@@ -463,6 +465,17 @@ stop_pid "$rvs_pid"
 rvs_pid=""
 
 # ---- 4. testpmd -------------------------------------------------------------------------------
+# Statistics periods testpmd has printed whole (port 1's block ends each one).
+periods_of() { grep -c "NIC statistics for port 1" "$work/testpmd-$1.log" 2>/dev/null || true; }
+wait_periods() { # mode n limit_s: until n periods exist; 1 if testpmd exits or limit_s passes
+    local i
+    for i in $(seq 1 $(($3 * 10))); do
+        [ "$(periods_of "$1")" -ge "$2" ] && return 0
+        kill -0 "$tp_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
 tp_modes=()
 if [ $testpmd -eq 1 ]; then
     # The same lcore -> CPU map as rvs (docs/config.md): lcore 0 on the first CPU, worker w
@@ -486,17 +499,16 @@ if [ $testpmd -eq 1 ]; then
             --rxq="$workers" --txq="$workers" --forward-mode="$mode" \
             --total-num-mbufs="$mbufs" --stats-period 1 < /dev/null > "$work/testpmd-$mode.log" 2>&1 &
         tp_pid=$!
-        # With large pcaps testpmd spends many seconds loading them before forwarding: the
-        # warm-up starts at its first statistics period, or the periods parsed below would be
-        # fewer than the warm-up skips.
-        for i in $(seq 1 3000); do
-            grep -q "NIC statistics for port" "$work/testpmd-$mode.log" 2>/dev/null && break
-            kill -0 "$tp_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        sleep $((warmup + 1))
+        # The measurement is counted in testpmd's own statistics periods, not in wall time:
+        # with large pcaps testpmd spends many seconds loading them before forwarding, and on
+        # a busy machine its main lcore prints fewer periods than seconds pass. The report
+        # skips warmup + 1 periods and averages the next `duration`; wait until they exist.
+        wait_periods "$mode" 1 300 || fail "testpmd ($mode) printed no statistics in 300 s"
+        wait_periods "$mode" $((warmup + 2)) $((60 + 10 * (warmup + 2))) ||
+            fail "testpmd ($mode): fewer than $((warmup + 2)) statistics periods"
         a_t=$(date +%s.%N); a_ns=$(worker_ns "$tp_pid")
-        sleep "$duration"
+        wait_periods "$mode" $((warmup + 1 + duration)) $((60 + 10 * duration)) ||
+            fail "testpmd ($mode): fewer than $((warmup + 1 + duration)) statistics periods"
         b_t=$(date +%s.%N); b_ns=$(worker_ns "$tp_pid")
         echo "{\"cpu_share\": $(python3 -c "print(round(($b_ns - $a_ns) / 1e9 / ($b_t - $a_t) / $workers, 4))")}" > "$work/testpmd-$mode-cpu.json"
         kill -0 "$tp_pid" 2>/dev/null || { tail -20 "$work/testpmd-$mode.log" >&2; tp_pid=""; fail "testpmd ($mode) exited early"; }
@@ -594,10 +606,16 @@ if scenario == "syn":
     syn_rate = syns / dt if dt > 0 else 0
     res["rvs"]["syn_conn_ratio"] = round(conn_rate / syn_rate, 4) if syn_rate else 0
     res["rvs"]["request_fwd_ratio"] = round(priv["tx_packets"] / pub["rx_packets"], 4) if pub["rx_packets"] else 0
-    # A broken scenario shows as a ratio near 0 or 0.5; the smoke run's 1 s window, read by two
-    # rvsadm processes on a busy machine, is only good to a few percent.
-    if syns and res["rvs"]["syn_conn_ratio"] < (0.95 if $smoke else 0.99):
-        errors.append(f"only {new_conns} connections for {syns:.0f} SYNs (rate ratio {res['rvs']['syn_conn_ratio']}): SYNs do not open connections")
+    # How well the two rates can be compared: each counter is read at some instant inside its
+    # request, so each window's ends are known only to within that request's duration (long on
+    # a busy machine). The ratio must reach 0.99 less that uncertainty; a broken scenario shows
+    # as a ratio near 0 or 0.5, so the floor stays at 0.6 however slow the reads were.
+    reads = tb["read_s"] + ta["read_s"] + tb.get("lread_s", 0) + ta.get("lread_s", 0)
+    uncertainty = reads / min(dt, dtl) if min(dt, dtl) > 0 else 1
+    res["rvs"]["syn_conn_ratio_min"] = round(max(0.6, 0.99 - uncertainty), 4)
+    if syns and res["rvs"]["syn_conn_ratio"] < res["rvs"]["syn_conn_ratio_min"]:
+        errors.append(f"only {new_conns} connections for {syns:.0f} SYNs (rate ratio {res['rvs']['syn_conn_ratio']}, "
+                      f"at least {res['rvs']['syn_conn_ratio_min']} expected): SYNs do not open connections")
     if res["rvs"]["request_fwd_ratio"] < 0.99:
         errors.append(f"only {priv['tx_packets']} of {pub['rx_packets']} client packets forwarded")
 else:
@@ -714,8 +732,11 @@ if edits_target:
         errors.append(f"{client['errors']} edits refused, {client['unanswered']} unanswered: "
                       f"{client['error_samples']}")
     if client["achieved_per_s"] < 0.95 * edits_target:
-        errors.append(f"only {client['achieved_per_s']} edits/s of the {edits_target} asked "
-                      f"(reply p99 {client['reply_ms']['p99']} ms): the control plane did not keep up")
+        # A rate, so a property of the machine as much as of rvs: --smoke (shared CI machines)
+        # checks that edits were made and lost nothing, and only warns about the rate.
+        slow = (f"only {client['achieved_per_s']} edits/s of the {edits_target} asked "
+                f"(reply p99 {client['reply_ms']['p99']} ms): the control plane did not keep up")
+        (res.setdefault("warnings", []) if $smoke else errors).append(slow)
     if efwd == 0:
         errors.append("nothing was forwarded during the edits")
 

@@ -2,33 +2,61 @@
 # Runs every test of rvs on a Debian host, as root:
 #   1. installs what the build and the lab need (scripts/setup-host.sh: packages, hugepages),
 #   2. builds the release binaries,
-#   3. unit, property and control-plane tests (cargo test),
+#   3. unit, property, control-plane and DPDK virtual-port tests (cargo test),
 #   4. brings up the lab (scripts/lab.sh up) and runs the acceptance tests against it, with the
 #      appliance forwarding real traffic between network namespaces,
 #   5. tears the lab down (also on failure).
+# Every test binary runs even when an earlier one failed (--no-fail-fast); the failures are
+# listed at the end and the exit status is 1 if there was any.
 # Options: --unit (steps 1-3 only).
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 unit_only=0
 [ "${1:-}" = "--unit" ] && unit_only=1
 
-bash scripts/setup-host.sh
+failed=()
+stage() { # name command...: runs it; a failure is remembered (status 1) and the run goes on
+    local name=$1
+    shift
+    echo "== $name"
+    "$@" && return 0
+    echo "== $name: FAILED" >&2
+    failed+=("$name")
+    return 1
+}
+finish() {
+    echo
+    if [ ${#failed[@]} -eq 0 ]; then
+        echo "== test.sh: all stages passed"
+        exit 0
+    fi
+    echo "== test.sh: FAILED stages (the cargo output above names each failing test):" >&2
+    for f in "${failed[@]}"; do echo "   - $f" >&2; done
+    exit 1
+}
+
+bash scripts/setup-host.sh || { echo "test.sh: host setup failed" >&2; exit 1; }
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 
 echo "== build"
-cargo build --release --bins
+cargo build --release --bins || { echo "test.sh: build failed" >&2; exit 1; }
 
-echo "== unit and property tests"
-cargo test --release
+stage "unit, property and DPDK virtual-port tests" cargo test --release --no-fail-fast || true
 
-[ $unit_only -eq 1 ] && exit 0
+[ $unit_only -eq 1 ] && finish
 
-echo "== lab acceptance tests"
 trap 'bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
-bash scripts/lab.sh up
-# One test at a time: they share the lab and read its counters.
-tests=$(ls tests/lab_*.rs | xargs -n1 basename | sed 's/\.rs$//')
-args=()
-for t in $tests; do args+=(--test "$t"); done
-cargo test --release "${args[@]}" -- --ignored --test-threads=1
+if stage "lab up" bash scripts/lab.sh up; then
+    # One test at a time: they share the lab and read its counters.
+    args=()
+    for t in tests/lab_*.rs; do
+        t=$(basename "$t" .rs)
+        args+=(--test "$t")
+    done
+    stage "lab acceptance tests" \
+        cargo test --release --no-fail-fast "${args[@]}" -- --ignored --test-threads=1 || true
+fi
+bash scripts/lab.sh down >/dev/null 2>&1 || true
+trap - EXIT
+finish

@@ -12,7 +12,9 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 /// borrow of it, so the caller orders the drops).
 #[derive(Debug)]
 pub struct Eal {
-    _private: (),
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), removed after cleanup: DPDK
+    /// 22.11 leaves it behind, and one per run piles up under /var/run/dpdk.
+    runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Eal {
@@ -41,7 +43,15 @@ impl Eal {
             INITIALISED.store(false, Ordering::SeqCst);
             return Err(Error::last("rte_eal_init"));
         }
-        Ok(Eal { _private: () })
+        // SAFETY: EAL is initialised; the returned pointer is a NUL-terminated string owned by
+        // EAL, copied out at once.
+        let dir = unsafe {
+            let p = ffi::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        Ok(Eal {
+            runtime_dir: dir.filter(|d| !d.is_empty()).map(std::path::PathBuf::from),
+        })
     }
 }
 
@@ -51,6 +61,11 @@ impl Drop for Eal {
         // (launch handles join in their Drop) before the Eal is dropped.
         unsafe {
             ffi::rte_eal_cleanup();
+        }
+        // Only a directory of this process's own prefix; nothing else runs from it once the
+        // primary process has cleaned up.
+        if let Some(d) = &self.runtime_dir {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }
