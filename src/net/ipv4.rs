@@ -535,6 +535,10 @@ mod tests {
             let tl = (hl + 40) as u16;
             v[2..4].copy_from_slice(&tl.to_be_bytes());
             v.truncate(hl + 40);
+            // Any flags and a fragment offset whose 40 payload bytes end by 65535.
+            let ff = u16::from_be_bytes([v[6], v[7]]);
+            let off = (ff & 0x1fff) % ((65535 - 40) / 8 + 1);
+            v[6..8].copy_from_slice(&((ff & 0xe000) | off).to_be_bytes());
             v[10] = 0;
             v[11] = 0;
             let c = reference::checksum(&[&v[..hl]]);
