@@ -432,6 +432,7 @@ impl Core {
         cores: &[Arc<CoreStats>],
     ) -> Result<Option<Snapshot>, OpError> {
         let mut work = self.config.clone();
+        work.begin_batch();
         let mut zeros = Vec::new();
         let mut changed = false;
         for (i, req) in ops.iter().enumerate() {
@@ -1059,7 +1060,8 @@ FWM  7 wrr persistent 360
         assert_eq!(ok(&ipvs, "-L -n"), expected);
         assert_eq!(ok(&ipvs, "-ln"), expected);
 
-        // --nosort keeps configuration order (services and servers as added).
+        // --nosort keeps configuration order: services as added, real servers newest first
+        // (the kernel's list order).
         let nosort = ok(&ipvs, "-L -n --nosort");
         let firsts: Vec<&str> = nosort
             .lines()
@@ -1070,8 +1072,8 @@ FWM  7 wrr persistent 360
             firsts,
             [
                 "192.0.2.10:80",
-                "10.0.0.2:8080",
                 "10.0.0.1:8080",
+                "10.0.0.2:8080",
                 "192.0.2.10:53",
                 "10.0.0.3:53",
                 "192.0.2.11:0",

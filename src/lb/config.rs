@@ -288,8 +288,30 @@ pub struct Dest {
     pub incarnation: u64,
 }
 
-/// A virtual service as published. `dests` is in insertion order (the kernel's list order,
-/// which rr, wrr, sh and friends depend on).
+/// The weights of a service's real servers after one change of its list (an add, edit or
+/// delete): what the kernel's wrr recomputes at each such event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightSummary {
+    /// Gcd of the positive weights (1 when there is none).
+    pub gcd: u32,
+    /// The largest weight (0 when there is no real server).
+    pub max: u32,
+}
+
+impl WeightSummary {
+    pub fn of(dests: &[Dest]) -> WeightSummary {
+        let g = dests.iter().filter(|d| d.weight > 0).fold(0u64, |g, d| {
+            crate::lb::sched::common::gcd(u64::from(d.weight), g)
+        });
+        WeightSummary {
+            gcd: u32::try_from(g).unwrap_or(1).max(1),
+            max: dests.iter().map(|d| d.weight).max().unwrap_or(0),
+        }
+    }
+}
+
+/// A virtual service as published. `dests` is in the kernel's list order, newest first (which
+/// rr, wrr, sh and friends depend on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub id: ServiceId,
@@ -298,6 +320,10 @@ pub struct Service {
     pub sched_flags: SchedFlags,
     pub persistence: Option<Persistence>,
     pub dests: Vec<Dest>,
+    /// One entry per change of `dests` since the previous snapshot, oldest first. The kernel
+    /// sees every ipvsadm command (a restore too) as its own event, and wrr's position depends
+    /// on each; a snapshot can carry many (an atomic restore), so workers replay them.
+    pub list_changes: Vec<WeightSummary>,
     pub incarnation: u64,
 }
 
@@ -461,15 +487,21 @@ fn check_dest(d: &DestSpec) -> Result<(), ConfigError> {
 }
 
 /// ipvsadm copies the virtual port when `-r` has none.
-fn dest_port(key: &ServiceKey, port: u16) -> u16 {
-    if port == 0 {
-        key.vport()
-    } else {
-        port
+impl Service {
+    fn note_list_change(&mut self) {
+        self.list_changes.push(WeightSummary::of(&self.dests));
     }
 }
 
 impl Config {
+    /// Starts a batch of edits that will be published as one snapshot: forgets the list
+    /// changes the previous snapshot carried.
+    pub fn begin_batch(&mut self) {
+        for s in &mut self.services {
+            s.list_changes.clear();
+        }
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -555,6 +587,7 @@ impl Config {
             sched_flags: spec.sched_flags,
             persistence: spec.persistence,
             dests: Vec::new(),
+            list_changes: Vec::new(),
             incarnation,
         });
         self.bump();
@@ -603,7 +636,7 @@ impl Config {
     pub fn add_dest(&mut self, key: &ServiceKey, spec: DestSpec) -> Result<DestId, ConfigError> {
         let pos = self.svc_pos(key).ok_or(ConfigError::ServiceNotDefined)?;
         check_dest(&spec)?;
-        let port = dest_port(key, spec.port);
+        let port = spec.port;
         if self.services[pos].dest(spec.addr, port).is_some() {
             return Err(ConfigError::DestExists);
         }
@@ -640,7 +673,10 @@ impl Config {
         };
         let id = dest.id;
         self.mark_dest_id(id, true);
-        self.services[pos].dests.push(dest);
+        // The kernel adds at the head of the service's list (list_add_rcu in
+        // __ip_vs_update_dest): its schedulers walk, and --nosort lists, the newest first.
+        self.services[pos].dests.insert(0, dest);
+        self.services[pos].note_list_change();
         self.bump();
         Ok(id)
     }
@@ -648,7 +684,7 @@ impl Config {
     /// `-e`.
     pub fn edit_dest(&mut self, key: &ServiceKey, spec: DestSpec) -> Result<(), ConfigError> {
         let pos = self.svc_pos(key).ok_or(ConfigError::ServiceNotDefined)?;
-        let port = dest_port(key, spec.port);
+        let port = spec.port;
         let svc = &mut self.services[pos];
         let d = svc
             .dests
@@ -663,6 +699,7 @@ impl Config {
         d.u_threshold = spec.u_threshold;
         d.l_threshold = spec.l_threshold;
         d.forward = spec.forward;
+        svc.note_list_change();
         self.bump();
         Ok(())
     }
@@ -675,7 +712,7 @@ impl Config {
         port: u16,
     ) -> Result<(), ConfigError> {
         let pos = self.svc_pos(key).ok_or(ConfigError::ServiceNotDefined)?;
-        let port = dest_port(key, port);
+
         let svc = &mut self.services[pos];
         let i = svc
             .dests
@@ -683,6 +720,7 @@ impl Config {
             .position(|d| d.addr == addr && d.port == port)
             .ok_or(ConfigError::NoSuchDest)?;
         let dest = svc.dests.remove(i);
+        svc.note_list_change();
         let service = svc.key;
         self.trash.push(TrashedDest {
             dest,
@@ -972,6 +1010,7 @@ impl Snapshot {
         f: impl FnOnce(&mut Config) -> Result<T, ConfigError>,
     ) -> Result<Snapshot, ConfigError> {
         let mut c = self.config.clone();
+        c.begin_batch();
         f(&mut c)?;
         // The edit methods keep every invariant `validate` checks: only index.
         let index = Index::build(&c);
@@ -1260,10 +1299,11 @@ mod tests {
             Err(ConfigError::ServiceNotDefined)
         );
         let d1 = c.add_dest(&k, DestSpec::new(rip(1), 0)).unwrap();
-        // Port 0 copies the virtual port.
-        assert_eq!(c.service(&k).unwrap().dests[0].port, 80);
+        // Port 0 stays 0, as in the kernel (`-> RIP:0`; connections then go to the vport).
+        // ipvsadm copies the vport only when -r has no port at all, before the request.
+        assert_eq!(c.service(&k).unwrap().dests[0].port, 0);
         assert_eq!(
-            c.add_dest(&k, DestSpec::new(rip(1), 80)),
+            c.add_dest(&k, DestSpec::new(rip(1), 0)),
             Err(ConfigError::DestExists)
         );
         let d2 = c
@@ -1298,7 +1338,7 @@ mod tests {
         let d = c.service(&k).unwrap().dest(rip(2), 8080).unwrap();
         assert_eq!((d.incarnation, d.weight, d.last_weight), (inc, 5, 5));
         assert!(c.trash().is_empty());
-        // List order is insertion order.
+        // List order is the kernel's: newest first (the re-added server is the newest).
         let order: Vec<u16> = c
             .service(&k)
             .unwrap()
@@ -1306,7 +1346,7 @@ mod tests {
             .iter()
             .map(|d| d.id.0)
             .collect();
-        assert_eq!(order, [0, 2, 1]);
+        assert_eq!(order, [1, 2, 0]);
 
         // Deleting the service trashes all of its servers; purge frees the ids.
         c.delete_service(&k).unwrap();

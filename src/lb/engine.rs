@@ -377,7 +377,8 @@ impl Lb {
             let rt = match (prev, prev_cfg) {
                 (Some(mut rt), Some(pc)) if pc.scheduler == svc.scheduler => {
                     if pc.dests != svc.dests || pc.sched_flags != svc.sched_flags {
-                        rt.sched.update(&views, svc.sched_flags);
+                        rt.sched
+                            .update_after(&views, svc.sched_flags, &svc.list_changes);
                     }
                     rt.views = views;
                     rt
@@ -389,7 +390,7 @@ impl Lb {
                     // that keeps `svcs` aligned with the snapshot's services.
                     let mut sched = AnyScheduler::new(&svc.scheduler, svc.sched_flags, seed)
                         .unwrap_or_else(|_| AnyScheduler::Wlc(Wlc::new()));
-                    sched.update(&views, svc.sched_flags);
+                    sched.update_after(&views, svc.sched_flags, &svc.list_changes);
                     SvcRt {
                         id: svc.id,
                         incarnation: svc.incarnation,
@@ -1262,12 +1263,14 @@ mod tests {
         ServiceKey::tcp(VIP, 80)
     }
 
-    /// VIP:80 TCP with the given scheduler and real servers 10.0.0.1.. :8080 with `weights`.
+    /// VIP:80 TCP with the given scheduler and real servers 10.0.0.1.. :8080 with `weights`,
+    /// listed in that order: added last to first, since a new server goes to the head of the
+    /// list as in the kernel (rip(1) is the newest, with the highest id).
     fn snap(sched: &str, weights: &[u32]) -> Snapshot {
         let mut s = Snapshot::empty()
             .add_service(ServiceSpec::new(web()).scheduler(sched))
             .unwrap();
-        for (i, w) in weights.iter().enumerate() {
+        for (i, w) in weights.iter().enumerate().rev() {
             s = s
                 .add_dest(&web(), DestSpec::new(rip(i as u8 + 1), 8080).weight(*w))
                 .unwrap();
@@ -1287,6 +1290,17 @@ mod tests {
 
     fn dest_conns(lb: &Lb, id: u16) -> u64 {
         lb.stats().dest(DestId(id)).unwrap().traffic.conns.get()
+    }
+
+    /// The id of the real server at `addr` in the engine's current configuration.
+    fn id_of(lb: &Lb, addr: Ipv4Addr) -> DestId {
+        lb.snapshot()
+            .services()
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .find(|d| d.addr == addr)
+            .map(|d| d.id)
+            .expect("a real server at that address")
     }
 
     // ---- end-to-end ----
@@ -1322,7 +1336,7 @@ mod tests {
         assert_eq!((svc.conns, svc.inpkts, svc.outpkts), (1, 2, 1));
         assert_eq!((svc.inbytes, svc.outbytes), (2 * len, len));
         assert_eq!(st.total.read(), svc);
-        let g = st.dest(DestId(0)).unwrap().gauges();
+        let g = st.dest(id_of(&lb, rip(1))).unwrap().gauges();
         assert_eq!((g.activeconns, g.inactconns), (1, 0));
 
         // Close: client FIN, server FIN, client ACK -> the entry becomes inactive.
@@ -1340,13 +1354,20 @@ mod tests {
         let mut out = Vec::new();
         lb.list_conns(0, 10, S, &mut out);
         assert_eq!(out[0].state, "TIME_WAIT");
-        let g = lb.stats().dest(DestId(0)).unwrap().gauges();
+        let g = lb.stats().dest(id_of(&lb, rip(1))).unwrap().gauges();
         assert_eq!((g.activeconns, g.inactconns), (0, 1));
         // TIME_WAIT lasts 120 s.
         assert_eq!(lb.tick(120 * S, usize::MAX), 0);
         assert_eq!(lb.tick(122 * S, usize::MAX), 1);
         assert_eq!(lb.conn_count(), 0);
-        assert_eq!(lb.stats().dest(DestId(0)).unwrap().gauges().inactconns, 0);
+        assert_eq!(
+            lb.stats()
+                .dest(id_of(&lb, rip(1)))
+                .unwrap()
+                .gauges()
+                .inactconns,
+            0
+        );
     }
 
     #[test]
@@ -1402,7 +1423,13 @@ mod tests {
         for i in 0..300 {
             syn_to(&mut lb, cip((i % 250) as u8 + 1), 2000 + i, 0);
         }
-        assert_eq!((dest_conns(&lb, 0), dest_conns(&lb, 1)), (100, 200));
+        assert_eq!(
+            (
+                dest_conns(&lb, id_of(&lb, rip(1)).0),
+                dest_conns(&lb, id_of(&lb, rip(2)).0)
+            ),
+            (100, 200)
+        );
         assert_eq!(lb.stats().service(ServiceId(0)).unwrap().conns.get(), 300);
     }
 
@@ -1449,7 +1476,7 @@ mod tests {
             (6, 0, VIP, 80, first, 8080, "NONE", 10)
         );
         assert_eq!(t1.expires_secs, 60);
-        let g = lb.stats().dest(DestId(0)).unwrap().gauges();
+        let g = lb.stats().dest(id_of(&lb, first)).unwrap().gauges();
         assert_eq!((g.persistconns, g.activeconns), (1, 10));
         // The template outlives its 60 s while connections exist, and still pins the client.
         assert_eq!(syn_to(&mut lb, cip(1), 2000, 100 * S), first);
@@ -1464,9 +1491,9 @@ mod tests {
                 netmask: Ipv4Addr::new(255, 255, 255, 0),
             }))
             .unwrap()
-            .add_dest(&k, DestSpec::new(rip(1), 0))
-            .unwrap()
             .add_dest(&k, DestSpec::new(rip(2), 0))
+            .unwrap()
+            .add_dest(&k, DestSpec::new(rip(1), 0))
             .unwrap();
         let mut lb = lb_with(s);
         // Any port of the VIP; the real server port is the packet's port.
@@ -1535,8 +1562,9 @@ mod tests {
         let s = snap("rr", &[1, 1]);
         let mut lb = lb_with(s.clone());
         assert_eq!(syn_to(&mut lb, cip(1), 1000, 0), rip(1));
+        let id = id_of(&lb, rip(1));
         let s2 = s.delete_dest(&web(), rip(1), 8080).unwrap();
-        assert_eq!(s2.config().trash()[0].dest.id, DestId(0));
+        assert_eq!(s2.config().trash()[0].dest.id, id);
         lb.apply_snapshot(Arc::new(s2));
         let mut a = tcp(cip(1), 1000, VIP, 80, ACK);
         assert_eq!(lb.process(&mut a, PUB, S), FWD_PRIV);
@@ -1545,16 +1573,16 @@ mod tests {
         assert_eq!(lb.process(&mut r, PRIV, S), FWD_PUB);
         assert_eq!(ends(&r).0, VIP);
         // Its traffic is still counted under its id.
-        assert_eq!(lb.stats().dest(DestId(0)).unwrap().traffic.read().inpkts, 2);
+        assert_eq!(lb.stats().dest(id).unwrap().traffic.read().inpkts, 2);
         for port in 2000..2004 {
             assert_eq!(syn_to(&mut lb, cip(2), port, S), rip(2));
         }
         // Expire on request.
         let mut cur = Some(0);
         while let Some(c) = cur {
-            cur = lb.expire_dest_conns(DestId(0), c, 100);
+            cur = lb.expire_dest_conns(id, c, 100);
         }
-        assert_eq!(lb.stats().dest(DestId(0)).unwrap().gauges().refcnt, 0);
+        assert_eq!(lb.stats().dest(id).unwrap().gauges().refcnt, 0);
         let mut a = tcp(cip(1), 1000, VIP, 80, ACK);
         assert_eq!(
             lb.process(&mut a, PUB, S),
@@ -1784,7 +1812,10 @@ mod tests {
         assert_eq!(syn_to(&mut lb, cip(1), 1000, 2 * S), rip(2));
         assert_eq!(lb.stats().engine.conns_reused.get(), 1);
         assert_eq!(lb.conn_count(), 1);
-        assert_eq!(lb.stats().dest(DestId(0)).unwrap().gauges().refcnt, 0);
+        assert_eq!(
+            lb.stats().dest(id_of(&lb, rip(1))).unwrap().gauges().refcnt,
+            0
+        );
     }
 
     #[test]

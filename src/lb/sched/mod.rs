@@ -74,7 +74,7 @@ pub struct Flow {
 #[error("Scheduler or persistence engine not found")]
 pub struct UnknownScheduler;
 
-mod common;
+pub(crate) mod common;
 pub mod dh;
 pub mod fo;
 pub mod lblc;
@@ -107,9 +107,22 @@ pub use wrr::Wrr;
 
 /// A scheduling algorithm bound to one service on one core.
 pub trait Scheduler {
-    /// The service's destinations (list order = insertion order) or its flags changed. Runs off
+    /// The service's destinations (in the kernel's list order, newest first) or its flags changed. Runs off
     /// the fast path; may allocate. Call it with the initial list before the first `schedule`.
     fn update(&mut self, dests: &[DestView], flags: SchedFlags);
+
+    /// Like [`Scheduler::update`], after a batch of list changes the kernel would have seen one
+    /// by one (`changes`, oldest first, the last one describing `dests`). Only a scheduler whose
+    /// state depends on every event (wrr) needs more than one update.
+    fn update_after(
+        &mut self,
+        dests: &[DestView],
+        flags: SchedFlags,
+        changes: &[crate::lb::config::WeightSummary],
+    ) {
+        let _ = changes;
+        self.update(dests, flags);
+    }
 
     /// Picks a destination for a new connection: an index into `dests`, or `None` when no
     /// destination is available (the caller answers ICMP port unreachable and drops). Fast path:
@@ -190,6 +203,18 @@ impl AnyScheduler {
 }
 
 impl Scheduler for AnyScheduler {
+    fn update_after(
+        &mut self,
+        dests: &[DestView],
+        flags: SchedFlags,
+        changes: &[crate::lb::config::WeightSummary],
+    ) {
+        match self {
+            AnyScheduler::Wrr(s) => s.update_after(dests, flags, changes),
+            other => other.update(dests, flags),
+        }
+    }
+
     fn update(&mut self, dests: &[DestView], flags: SchedFlags) {
         match self {
             AnyScheduler::Rr(s) => s.update(dests, flags),

@@ -33,13 +33,18 @@ impl Wrr {
 
     /// `ip_vs_wrr_dest_changed()`.
     fn dest_changed(&mut self, dests: &[DestView]) {
-        self.cl = None;
         let g = dests
             .iter()
             .filter(|d| d.weight > 0)
             .fold(0u64, |g, d| gcd(d.weight as u64, g));
-        self.di = if g == 0 { 1 } else { g as i64 };
         let max = dests.iter().map(|d| d.weight as i64).max().unwrap_or(0);
+        self.changed_to(if g == 0 { 1 } else { g as i64 }, max);
+    }
+
+    /// The list changed; its positive weights' gcd is now `di` and its largest weight `max`.
+    fn changed_to(&mut self, di: i64, max: i64) {
+        self.cl = None;
+        self.di = di;
         self.mw = max - (self.di - 1);
         if self.cw > self.mw || self.cw == 0 {
             self.cw = self.mw;
@@ -60,6 +65,22 @@ impl Scheduler for Wrr {
     /// destinations changed.
     fn update(&mut self, dests: &[DestView], _flags: SchedFlags) {
         self.dest_changed(dests);
+    }
+
+    /// The kernel adjusts cw at every change, so a batch (an atomic restore) is replayed event
+    /// by event: `ipvsadm -R` of the same lines leaves the kernel's wrr where this leaves rvs's.
+    fn update_after(
+        &mut self,
+        dests: &[DestView],
+        flags: SchedFlags,
+        changes: &[crate::lb::config::WeightSummary],
+    ) {
+        if let Some((_, earlier)) = changes.split_last() {
+            for c in earlier {
+                self.changed_to(i64::from(c.gcd), i64::from(c.max));
+            }
+        }
+        self.update(dests, flags);
     }
 
     fn schedule(&mut self, dests: &[DestView], _flow: &Flow, _now: Time) -> Option<usize> {
