@@ -2,7 +2,8 @@
 # Runs every test of rvs on a Debian host, as root:
 #   1. installs what the build and the lab need (scripts/setup-host.sh: packages, hugepages),
 #   2. builds the release binaries,
-#   3. unit, property, control-plane and DPDK virtual-port tests (cargo test),
+#   3. unit, property, control-plane and DPDK virtual-port tests (cargo test), then the format
+#      check and clippy with warnings denied,
 #   4. brings up the lab (scripts/lab.sh up) and runs the acceptance tests against it, with the
 #      appliance forwarding real traffic between network namespaces,
 #   5. tears the lab down (also on failure).
@@ -43,6 +44,9 @@ echo "== build"
 cargo build --release --bins || { echo "test.sh: build failed" >&2; exit 1; }
 
 stage "unit, property and DPDK virtual-port tests" cargo test --release --no-fail-fast || true
+stage "format (cargo fmt --check)" cargo fmt --check || true
+stage "lints (cargo clippy -D warnings)" \
+    cargo clippy --release --all-targets --quiet -- -D warnings || true
 
 [ $unit_only -eq 1 ] && finish
 

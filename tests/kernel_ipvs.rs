@@ -100,7 +100,7 @@ fn replay(name: &str, fx: &serde_json::Value, how: Apply) -> Vec<String> {
     );
     let batches: Vec<std::ops::Range<usize>> = match how {
         Apply::OneByOne => (0..ops.len()).map(|i| i..i + 1).collect(),
-        Apply::Restore => vec![0..ops.len()],
+        Apply::Restore => std::iter::once(0..ops.len()).collect(),
     };
     let mut snap = None;
     for b in batches {

@@ -32,7 +32,8 @@ fn seeds_scenario_edits_change_traffic() {
         "ipvsadm-format listing, port copied from the service: {l:?}"
     );
     let a: Vec<String> = (0..4).map(|_| curl()).collect();
-    assert_eq!(a, ["hello RS1", "hello RS2", "hello RS1", "hello RS2"]);
+    // As in the kernel, the newest real server (RS2) heads the list: rr starts there.
+    assert_eq!(a, ["hello RS2", "hello RS1", "hello RS2", "hello RS1"]);
     // -E to wrr and -e -w 20 on RS2: RS2 now takes 20 of every 21 new connections.
     adm(&["-E", "-t", "10.0.0.13:80", "-s", "wrr"]);
     adm(&[

@@ -33,7 +33,9 @@ fn rr_alternates_between_real_servers() {
     let got: Vec<String> = (0..4)
         .map(|_| curl(&format!("http://{VIP}/")).expect("request through the VIP"))
         .collect();
-    assert_eq!(got, ["hello RS1", "hello RS2", "hello RS1", "hello RS2"]);
+    // RS1 was added first, RS2 second: as in the kernel, the newest server heads the list and
+    // rr starts there.
+    assert_eq!(got, ["hello RS2", "hello RS1", "hello RS2", "hello RS1"]);
     let l = adm(&["-L", "-n", "--stats"]);
     assert!(l.contains("TCP  10.0.0.13:80"), "{l}");
 }
