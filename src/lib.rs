@@ -12,5 +12,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod dpdk;
-pub mod lb;
-pub mod net;
+/// The IPVS core: the `rvs-lb` crate (builds and tests without DPDK).
+pub use rvs_lb as lb;
+/// Header views and checksums: the `rvs-net` crate (builds and tests without DPDK).
+pub use rvs_net as net;
