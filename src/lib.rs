@@ -6,12 +6,12 @@
 //! - [`lb`]: the IPVS core, sans-IO: bytes, a port role and a time in, verdicts out.
 //! - [`dataplane`]: the worker loop tying ports, `net` and `lb` together.
 //! - [`control`]: the management core: control socket, config publication, stats.
-#![deny(unsafe_code)]
 
 pub mod config;
 pub mod control;
 pub mod dataplane;
-pub mod dpdk;
+/// Bindings and safe wrappers: the `rvs-dpdk` crate, the only one with `unsafe` code.
+pub use rvs_dpdk as dpdk;
 /// The IPVS core: the `rvs-lb` crate (builds and tests without DPDK).
 pub use rvs_lb as lb;
 /// Header views and checksums: the `rvs-net` crate (builds and tests without DPDK).

@@ -201,8 +201,8 @@ pub fn softrss(words: &[u32], key: &[u8]) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::steer::{toeplitz_hash, Toeplitz, RSS_KEY};
     use proptest::prelude::*;
+    use rvs_lb::steer::{toeplitz_hash, Toeplitz, RSS_KEY};
     use std::net::Ipv4Addr;
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 /// The initialised Environment Abstraction Layer. Exactly one may exist per process; dropping it
-/// runs `rte_eal_cleanup` (stop and close ports first: [`crate::dpdk::Port`] values hold no
+/// runs `rte_eal_cleanup` (stop and close ports first: [`crate::Port`] values hold no
 /// borrow of it, so the caller orders the drops).
 #[derive(Debug)]
 pub struct Eal {

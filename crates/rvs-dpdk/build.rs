@@ -7,7 +7,7 @@ use std::env;
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/dpdk/wrapper.h");
+    println!("cargo:rerun-if-changed=src/wrapper.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     let lib = pkg_config::Config::new()
@@ -42,7 +42,7 @@ fn main() {
     );
 
     let bindings = bindgen::Builder::default()
-        .header("src/dpdk/wrapper.h")
+        .header("src/wrapper.h")
         .clang_args(&clang_args)
         .wrap_static_fns(true)
         .wrap_static_fns_path(out.join("rte_static_wrappers"))
