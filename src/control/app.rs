@@ -2,14 +2,14 @@
 //! neighbour resolution, gratuitous ARP, signals. Workers run on the other lcores.
 
 use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
+use super::report::{HwPortCounters, NeighRow, PortCountersSnapshot};
 use super::server::{self, Handler};
 use crate::config::{Config, Interface};
-use crate::dataplane::counters::PortCountersSnapshot;
 use crate::dataplane::l3::PortInfo;
-use crate::dataplane::latency::LatencyReport;
-use crate::dataplane::neigh::{NeighActions, NeighRow, NeighTable, NeighTimers};
+use crate::dataplane::neigh::{NeighActions, NeighTable, NeighTimers};
 use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
 use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
+use crate::dataplane::{counters, latency};
 use crate::dpdk::port::{stats_of, PortConf};
 use crate::dpdk::{self, DevInfo, Eal, Mempool, Port, PortId, RingTx, RxQueue, TxQueue, L4};
 use crate::lb::conn::MemAdvice;
@@ -134,7 +134,7 @@ impl Mgmt {
             let info = self.shared.port(role);
             let mut sw = PortCountersSnapshot::default();
             for w in &self.shared.counters {
-                sw.add(&PortCountersSnapshot::of(w.port(role)));
+                sw.add(&counters::snapshot(w.port(role)));
             }
             let link = link_of(self.port_ids[role.index()]);
             ports.push(PortReport {
@@ -147,7 +147,9 @@ impl Mgmt {
                 addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
                 link_up: link.up,
                 speed_mbps: link.speed_mbps,
-                hw: stats_of(self.port_ids[role.index()]).unwrap_or_default(),
+                hw: stats_of(self.port_ids[role.index()])
+                    .map(hw_counters)
+                    .unwrap_or_default(),
                 sw,
             });
         }
@@ -161,14 +163,56 @@ impl Mgmt {
                 lcore: self.lcores.get(i).copied().unwrap_or(0),
                 handed_in: w.handed_in.load(Ordering::Relaxed),
                 loops: w.loops.load(Ordering::Relaxed),
-                latency: LatencyReport::of(&[&w.latency], self.shared.tsc_hz),
+                latency: latency::report(&[&w.latency], self.shared.tsc_hz),
                 ports: PortRole::ALL
                     .iter()
-                    .map(|r| PortCountersSnapshot::of(w.port(*r)))
+                    .map(|r| counters::snapshot(w.port(*r)))
                     .collect(),
             })
             .collect();
         json_ok(&PortStatsReply { ports, workers })
+    }
+}
+
+/// The control state reaches the workers through their shared state.
+impl super::ipvs::Dataplane for Shared {
+    fn current(&self) -> Arc<Snapshot> {
+        self.lb.load()
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        self.lb.publish(snapshot);
+    }
+
+    fn core_stats(&self) -> &[Arc<crate::lb::CoreStats>] {
+        &self.lb_stats
+    }
+
+    fn conn_tab_size(&self) -> u32 {
+        let total = self.conn_capacity.saturating_mul(self.lb_stats.len());
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+
+    fn list_conns(&self) -> Result<Vec<crate::lb::ConnInfo>, String> {
+        Shared::list_conns(self)
+    }
+
+    fn expire_dest_conns(&self, dest: crate::lb::DestId) {
+        Shared::expire_dest_conns(self, dest);
+    }
+}
+
+/// The NIC counters as the control protocol reports them.
+fn hw_counters(s: dpdk::PortStats) -> HwPortCounters {
+    HwPortCounters {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
     }
 }
 

@@ -5,7 +5,7 @@
 //! the work given the workers' [`CoreStats`]; it never publishes anything itself but returns the
 //! [`Snapshot`] to publish. [`Ipvs`] is the thin, thread-safe wrapper the control socket calls:
 //! it holds the `Core` behind a mutex and talks to the workers through the [`Dataplane`] trait
-//! (implemented by the dataplane's `Shared`).
+//! (implemented for the dataplane's `Shared` in `control::app`, the composition root).
 //!
 //! Every change is applied to a copy of the configuration, validated completely and then
 //! published whole (one `Snapshot`), or not at all: a failed request, or a `restore` with one
@@ -21,7 +21,6 @@ use super::model::{
     self, ConnEntry, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, ServiceEntry, TotalEntry,
 };
 use super::proto::{self, DestConf, DestRef, Request, Response, ServiceConf, ServiceRef};
-use crate::dataplane::shared::Shared;
 use crate::lb::config::{
     Config, ConfigError, DestId, DestSpec, Forward, MarkRule, Persistence, Proto, Service,
     ServiceId, ServiceKey, ServiceSpec, Snapshot,
@@ -762,33 +761,6 @@ pub trait Dataplane: Send + Sync {
     fn list_conns(&self) -> Result<Vec<ConnInfo>, String>;
     /// Asks the workers to end the connections bound to a real server.
     fn expire_dest_conns(&self, dest: DestId);
-}
-
-impl Dataplane for Shared {
-    fn current(&self) -> Arc<Snapshot> {
-        self.lb.load()
-    }
-
-    fn publish(&self, snapshot: Snapshot) {
-        self.lb.publish(snapshot);
-    }
-
-    fn core_stats(&self) -> &[Arc<CoreStats>] {
-        &self.lb_stats
-    }
-
-    fn conn_tab_size(&self) -> u32 {
-        let total = self.conn_capacity.saturating_mul(self.lb_stats.len());
-        u32::try_from(total).unwrap_or(u32::MAX)
-    }
-
-    fn list_conns(&self) -> Result<Vec<ConnInfo>, String> {
-        Shared::list_conns(self)
-    }
-
-    fn expire_dest_conns(&self, dest: DestId) {
-        Shared::expire_dest_conns(self, dest);
-    }
 }
 
 /// The IPVS control state of a running appliance: answers the ipvsadm requests of the control

@@ -6,4 +6,5 @@ pub mod ipvs;
 pub mod ipvsadm;
 pub mod model;
 pub mod proto;
+pub mod report;
 pub mod server;

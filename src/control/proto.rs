@@ -438,9 +438,9 @@ pub struct PortReport {
     pub link_up: bool,
     pub speed_mbps: u32,
     /// The NIC's own counters.
-    pub hw: crate::dpdk::port::PortStatsReport,
+    pub hw: super::report::HwPortCounters,
     /// Software counters summed over workers.
-    pub sw: crate::dataplane::counters::PortCountersSnapshot,
+    pub sw: super::report::PortCountersSnapshot,
 }
 
 /// Per-worker report in `port_stats`.
@@ -452,8 +452,8 @@ pub struct WorkerReport {
     pub loops: u64,
     /// Sampled RX-to-TX residence time of this worker's bursts (one burst in 16).
     #[serde(default)]
-    pub latency: crate::dataplane::latency::LatencyReport,
-    pub ports: Vec<crate::dataplane::counters::PortCountersSnapshot>,
+    pub latency: super::report::LatencyReport,
+    pub ports: Vec<super::report::PortCountersSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,7 +464,7 @@ pub struct PortStatsReply {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NeighReply {
-    pub ports: Vec<(String, Vec<crate::dataplane::neigh::NeighRow>)>,
+    pub ports: Vec<(String, Vec<super::report::NeighRow>)>,
 }
 
 #[cfg(test)]

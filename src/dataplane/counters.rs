@@ -1,6 +1,7 @@
 //! Per-worker counters. Each worker writes only its own block (a relaxed load and store, no
 //! atomic read-modify-write: there is a single writer), the management core reads them all.
 
+use crate::control::report::PortCountersSnapshot;
 use crate::lb::PortRole;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -144,61 +145,21 @@ impl WorkerCounters {
     }
 }
 
-/// A plain copy of counters, for reporting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PortCountersSnapshot {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub arp_replies: u64,
-    pub echo_replies: u64,
-    pub handed_over: u64,
-    #[serde(default)]
-    pub fragments_out: u64,
-    /// (reason, count) for every reason, zeros included, in a fixed order.
-    pub drops: Vec<(String, u64)>,
-}
-
-impl PortCountersSnapshot {
-    pub fn of(c: &PortCounters) -> Self {
-        PortCountersSnapshot {
-            rx_packets: c.rx_packets.load(Relaxed),
-            rx_bytes: c.rx_bytes.load(Relaxed),
-            tx_packets: c.tx_packets.load(Relaxed),
-            tx_bytes: c.tx_bytes.load(Relaxed),
-            arp_replies: c.arp_replies.load(Relaxed),
-            echo_replies: c.echo_replies.load(Relaxed),
-            handed_over: c.handed_over.load(Relaxed),
-            fragments_out: c.fragments_out.load(Relaxed),
-            drops: DropReason::ALL
-                .iter()
-                .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))
-                .collect(),
-        }
-    }
-
-    /// Adds another snapshot (to total over workers).
-    pub fn add(&mut self, o: &PortCountersSnapshot) {
-        self.rx_packets += o.rx_packets;
-        self.rx_bytes += o.rx_bytes;
-        self.tx_packets += o.tx_packets;
-        self.tx_bytes += o.tx_bytes;
-        self.arp_replies += o.arp_replies;
-        self.echo_replies += o.echo_replies;
-        self.handed_over += o.handed_over;
-        self.fragments_out += o.fragments_out;
-        if self.drops.is_empty() {
-            self.drops = o.drops.clone();
-        } else {
-            for (a, b) in self.drops.iter_mut().zip(&o.drops) {
-                a.1 += b.1;
-            }
-        }
-    }
-
-    pub fn total_drops(&self) -> u64 {
-        self.drops.iter().map(|d| d.1).sum()
+/// A plain copy of a port's counters, for the control protocol's report.
+pub fn snapshot(c: &PortCounters) -> PortCountersSnapshot {
+    PortCountersSnapshot {
+        rx_packets: c.rx_packets.load(Relaxed),
+        rx_bytes: c.rx_bytes.load(Relaxed),
+        tx_packets: c.tx_packets.load(Relaxed),
+        tx_bytes: c.tx_bytes.load(Relaxed),
+        arp_replies: c.arp_replies.load(Relaxed),
+        echo_replies: c.echo_replies.load(Relaxed),
+        handed_over: c.handed_over.load(Relaxed),
+        fragments_out: c.fragments_out.load(Relaxed),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))
+            .collect(),
     }
 }
 
@@ -225,8 +186,8 @@ mod tests {
         bump(&b.ports[0].rx_packets, 4);
         a.ports[0].drop(DropReason::Ipv4BadChecksum);
         b.ports[0].drop(DropReason::Ipv4BadChecksum);
-        let mut t = PortCountersSnapshot::of(&a.ports[0]);
-        t.add(&PortCountersSnapshot::of(&b.ports[0]));
+        let mut t = snapshot(&a.ports[0]);
+        t.add(&snapshot(&b.ports[0]));
         assert_eq!(t.rx_packets, 7);
         assert_eq!(t.total_drops(), 2);
         let bad = t.drops.iter().find(|d| d.0 == "ipv4_bad_checksum").unwrap();

@@ -7,6 +7,7 @@
 //! reads the buckets and computes percentiles, or hands them out so that a benchmark can
 //! subtract two readings and get the percentiles of a time window.
 
+use crate::control::report::LatencyReport;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const SUB_BITS: u32 = 4;
@@ -78,46 +79,31 @@ impl LatencyHist {
     }
 }
 
-/// A reading of one or more histograms, with values converted to nanoseconds.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LatencyReport {
-    pub samples: u64,
-    pub p50_ns: f64,
-    pub p99_ns: f64,
-    pub p999_ns: f64,
-    pub max_ns: f64,
-    /// `(upper bound in ns, count)` of every non-empty bucket, ascending: two readings can be
-    /// subtracted bucket by bucket to get a time window's distribution.
-    pub buckets: Vec<(f64, u64)>,
-}
-
-impl LatencyReport {
-    /// Sums the histograms and converts with the TSC frequency.
-    pub fn of(hists: &[&LatencyHist], tsc_hz: u64) -> LatencyReport {
-        let mut sum = vec![0u64; BUCKETS];
-        for h in hists {
-            for (i, n) in h.nonzero() {
-                sum[i] += n;
-            }
+/// Sums the histograms and converts with the TSC frequency, for the control protocol.
+pub fn report(hists: &[&LatencyHist], tsc_hz: u64) -> LatencyReport {
+    let mut sum = vec![0u64; BUCKETS];
+    for h in hists {
+        for (i, n) in h.nonzero() {
+            sum[i] += n;
         }
-        let ns = |cycles: u64| cycles as f64 * 1e9 / tsc_hz.max(1) as f64;
-        let buckets: Vec<(f64, u64)> = sum
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, n)| (ns(bucket_max(i)), *n))
-            .collect();
-        let mut r = LatencyReport {
-            samples: buckets.iter().map(|b| b.1).sum(),
-            max_ns: buckets.last().map_or(0.0, |b| b.0),
-            ..Default::default()
-        };
-        r.p50_ns = quantile(&buckets, 0.50);
-        r.p99_ns = quantile(&buckets, 0.99);
-        r.p999_ns = quantile(&buckets, 0.999);
-        r.buckets = buckets;
-        r
     }
+    let ns = |cycles: u64| cycles as f64 * 1e9 / tsc_hz.max(1) as f64;
+    let buckets: Vec<(f64, u64)> = sum
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (ns(bucket_max(i)), *n))
+        .collect();
+    let mut r = LatencyReport {
+        samples: buckets.iter().map(|b| b.1).sum(),
+        max_ns: buckets.last().map_or(0.0, |b| b.0),
+        ..Default::default()
+    };
+    r.p50_ns = quantile(&buckets, 0.50);
+    r.p99_ns = quantile(&buckets, 0.99);
+    r.p999_ns = quantile(&buckets, 0.999);
+    r.buckets = buckets;
+    r
 }
 
 /// The bucket bound at or below which a fraction `q` of the samples lie (0 when empty).
@@ -184,14 +170,14 @@ mod tests {
             b.record(5000);
         }
         b.record(100_000);
-        let r = LatencyReport::of(&[&a, &b], 1_000_000_000);
+        let r = report(&[&a, &b], 1_000_000_000);
         assert_eq!(r.samples, 1000);
         assert!((1000.0..1000.0 * 1.07).contains(&r.p50_ns), "{r:?}");
         assert!((1000.0..1000.0 * 1.07).contains(&r.p99_ns), "{r:?}");
         assert!((5000.0..5000.0 * 1.07).contains(&r.p999_ns), "{r:?}");
         assert!((100_000.0..100_000.0 * 1.07).contains(&r.max_ns), "{r:?}");
         assert_eq!(r.buckets.len(), 3);
-        assert_eq!(LatencyReport::of(&[], 1).samples, 0);
+        assert_eq!(report(&[], 1).samples, 0);
         assert_eq!(quantile(&[], 0.5), 0.0);
     }
 }

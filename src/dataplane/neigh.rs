@@ -5,6 +5,7 @@
 //! use, with retries and back-off) and expires entries. Workers only read an immutable
 //! [`NeighSnapshot`], published whenever the table changes and picked up between bursts.
 
+use crate::control::report::{NeighRow, NeighState};
 use crate::lb::{Time, NANOS_PER_SEC};
 use crate::net::MacAddr;
 use std::collections::HashMap;
@@ -34,21 +35,6 @@ impl Default for NeighTimers {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NeighState {
-    /// Requested, no answer yet.
-    Incomplete,
-    /// Confirmed within the reachable time.
-    Reachable,
-    /// Older than the reachable time: still used, being re-probed.
-    Stale,
-    /// Did not answer; not probed again until the hold expires.
-    Failed,
-    /// Configured; never probed, never expires, never overridden by ARP.
-    Permanent,
-}
-
 #[derive(Debug, Clone)]
 struct Entry {
     mac: Option<MacAddr>,
@@ -59,15 +45,6 @@ struct Entry {
     /// Refreshes only matter for entries in use; workers report misses, and stale entries
     /// that nobody asked for are dropped instead of probed forever.
     wanted: bool,
-}
-
-/// A row of `rvsadm --neigh`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NeighRow {
-    pub ip: Ipv4Addr,
-    pub mac: Option<String>,
-    pub state: NeighState,
-    pub age_ms: u64,
 }
 
 /// What the table wants done after an update.

@@ -5,9 +5,6 @@ use super::mbuf::{Burst, Mempool};
 use super::{check, ffi, Error, Result};
 use std::ffi::{CStr, CString};
 
-/// The NIC counters as reported over the control socket.
-pub type PortStatsReport = PortStats;
-
 /// A DPDK port id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortId(pub u16);
@@ -35,7 +32,7 @@ pub const TX_OFFLOAD_TCP_CKSUM: u64 = 1 << 3;
 pub const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;
 
 /// What a port can do, from `rte_eth_dev_info_get`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct DevInfo {
     pub driver: String,
     pub max_rx_queues: u16,
@@ -50,7 +47,7 @@ pub struct DevInfo {
 }
 
 /// Link state from `rte_eth_link_get_nowait`.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct LinkStatus {
     pub up: bool,
     pub speed_mbps: u32,
@@ -58,7 +55,7 @@ pub struct LinkStatus {
 }
 
 /// The port's basic hardware counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
     pub ipackets: u64,
     pub opackets: u64,
