@@ -17,14 +17,14 @@
 # host at all.  Nothing on the host's network is created or touched.
 #
 # Usage (root, Debian bookworm):  scripts/kernel-ipvs-ref.sh [OUTDIR]
-#   OUTDIR defaults to tests/fixtures/kernel_ipvs (its *.json are replaced).
+#   OUTDIR defaults to crates/rvs-ctl/tests/fixtures/kernel_ipvs (its *.json are replaced).
 # Env: KREF_KEEP_WORK=1 keeps the temporary work dir (UML log, raw results).
 set -euo pipefail
 
 die() { echo "kernel-ipvs-ref: $*" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT=${1:-$REPO/tests/fixtures/kernel_ipvs}
+OUT=${1:-$REPO/crates/rvs-ctl/tests/fixtures/kernel_ipvs}
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, UML hostfs root)"
 
 # ---------------------------------------------------------------- packages

@@ -41,13 +41,13 @@ bash scripts/setup-host.sh || { echo "test.sh: host setup failed" >&2; exit 1; }
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 
 echo "== build"
-cargo build --release --bins || { echo "test.sh: build failed" >&2; exit 1; }
+cargo build --release --workspace --bins || { echo "test.sh: build failed" >&2; exit 1; }
 
 stage "unit, property and DPDK virtual-port tests" \
     cargo test --release --workspace --no-fail-fast || true
-# The sans-IO core must build and test where DPDK cannot even be found.
-stage "core crates without DPDK" env PKG_CONFIG_LIBDIR=/nonexistent \
-    cargo test --release -p rvs-net -p rvs-lb --quiet || true
+# The sans-IO core and the control plane (rvsadm) build and test where DPDK cannot be found.
+stage "core and control crates without DPDK" env PKG_CONFIG_LIBDIR=/nonexistent \
+    cargo test --release -p rvs-net -p rvs-lb -p rvs-ctl --quiet || true
 stage "format (cargo fmt --check)" cargo fmt --all --check || true
 stage "lints (cargo clippy -D warnings)" \
     cargo clippy --release --workspace --all-targets --quiet -- -D warnings || true

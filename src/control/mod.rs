@@ -1,10 +1,8 @@
 //! The management core: the control socket server, the request protocol, applying
 //! configuration, neighbour resolution and statistics. Never runs on a worker core.
+//!
+//! Everything but the composition root (`app`) is the `rvs-ctl` crate, which builds without
+//! DPDK; it is re-exported here under its old paths.
 
 pub mod app;
-pub mod ipvs;
-pub mod ipvsadm;
-pub mod model;
-pub mod proto;
-pub mod report;
-pub mod server;
+pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};

@@ -7,12 +7,12 @@
 //! go to the same real servers, and `-L -n` and `-S -n` must print what ipvsadm printed. No
 //! DPDK, no root.
 
-use rvs::control::ipvs::{rules_to_ops, Core};
-use rvs::control::ipvsadm::format::{self, ListFormat};
-use rvs::control::ipvsadm::names::NumericNames;
-use rvs::lb::config::Config;
-use rvs::lb::{Lb, LbParams, PortRole, Verdict};
-use rvs::net::checksum;
+use rvs_ctl::ipvs::{rules_to_ops, Core};
+use rvs_ctl::ipvsadm::format::{self, ListFormat};
+use rvs_ctl::ipvsadm::names::NumericNames;
+use rvs_lb::config::Config;
+use rvs_lb::{Lb, LbParams, PortRole, Verdict};
+use rvs_net::checksum;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ fn replay(name: &str, fx: &serde_json::Value, how: Apply) -> Vec<String> {
             conn_capacity: 4096,
             ..LbParams::default()
         },
-        Arc::new(rvs::lb::config::Snapshot::empty()),
+        Arc::new(rvs_lb::config::Snapshot::empty()),
     );
     let batches: Vec<std::ops::Range<usize>> = match how {
         Apply::OneByOne => (0..ops.len()).map(|i| i..i + 1).collect(),

@@ -12,7 +12,7 @@
 //! TCP services); rvsadm lists 10.0.0.1 first and fwmark services after address services.
 
 use super::names::{truncate_bytes, Names};
-use crate::control::model::{
+use crate::model::{
     ConnEntry, DaemonEntry, DaemonState, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, Proto,
     ServiceEntry, Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
     SVC_F_SCHED_MASK,

@@ -29,7 +29,7 @@
 
 use super::format::ListFormat;
 use super::names::{c_atoi, inet_aton, string_to_number, truncate_bytes, Names, SystemNames};
-use crate::control::model::{
+use crate::model::{
     DaemonState, Fwd, MarkRuleEntry, Proto, Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1,
     SVC_F_SCHED2, SVC_F_SCHED3, SVC_F_SCHED_MASK,
 };

@@ -5,7 +5,7 @@
 use super::format::*;
 use super::names::NumericNames;
 use super::tests_args::FakeNames;
-use crate::control::model::*;
+use crate::model::*;
 use std::net::Ipv4Addr;
 
 fn ip(s: &str) -> Ipv4Addr {

@@ -5,7 +5,7 @@ use super::format::save;
 use super::names::NumericNames;
 use super::restore::*;
 use super::tests_args::FakeNames;
-use crate::control::model::*;
+use crate::model::*;
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 

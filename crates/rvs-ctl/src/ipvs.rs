@@ -21,15 +21,15 @@ use super::model::{
     self, ConnEntry, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, ServiceEntry, TotalEntry,
 };
 use super::proto::{self, DestConf, DestRef, Request, Response, ServiceConf, ServiceRef};
-use crate::lb::config::{
+use rvs_lb::config::{
     Config, ConfigError, DestId, DestSpec, Forward, MarkRule, Persistence, Proto, Service,
     ServiceId, ServiceKey, ServiceSpec, Snapshot,
 };
-use crate::lb::sched::{SchedFlags, SCHED_FLAGS_MASK};
-use crate::lb::stats::{
+use rvs_lb::sched::{SchedFlags, SCHED_FLAGS_MASK};
+use rvs_lb::stats::{
     sum_dest, sum_service, sum_total, CoreStats, Estimator, Traffic, ESTIMATOR_INTERVAL_SECS,
 };
-use crate::lb::{ConnInfo, Time, NANOS_PER_SEC};
+use rvs_lb::{ConnInfo, Time, NANOS_PER_SEC};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -879,10 +879,10 @@ impl Ipvs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::ipvsadm::args::parse_with;
-    use crate::control::ipvsadm::client::{execute, ClientOpts, Outcome};
-    use crate::control::ipvsadm::names::NumericNames;
-    use crate::control::proto::Envelope;
+    use crate::ipvsadm::args::parse_with;
+    use crate::ipvsadm::client::{execute, ClientOpts, Outcome};
+    use crate::ipvsadm::names::NumericNames;
+    use crate::proto::Envelope;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Two workers, capacity 4096 each, connections as given.
@@ -1362,7 +1362,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
         assert!(fake.expired.lock().unwrap().is_empty());
     }
 
-    const MAX_TIMEOUT_FOR_TEST: u32 = crate::lb::config::MAX_TIMEOUT;
+    const MAX_TIMEOUT_FOR_TEST: u32 = rvs_lb::config::MAX_TIMEOUT;
 
     #[test]
     fn edits_apply_and_publish() {
@@ -1436,9 +1436,9 @@ Prot LocalAddress:Port Scheduler Flags
         let mut b = other.core().list(None, &[], 0).unwrap();
         // Same services, same servers, same parameters (order: as -S sorted them).
         let mut a_sorted = a.services.clone();
-        a_sorted.sort_by(crate::control::ipvsadm::format::cmp_services);
+        a_sorted.sort_by(crate::ipvsadm::format::cmp_services);
         for s in a_sorted.iter_mut().chain(b.services.iter_mut()) {
-            s.dests.sort_by(crate::control::ipvsadm::format::cmp_dests);
+            s.dests.sort_by(crate::ipvsadm::format::cmp_dests);
         }
         assert_eq!(a_sorted, b.services);
         assert_eq!(ok(&other, "-L -n"), ok(&ipvs, "-L -n"));
@@ -1700,7 +1700,7 @@ TCP 06:00  NONE        198.51.100.7:0     192.0.2.10:80      10.0.0.1:8080
             .unwrap();
         assert_eq!(
             snap.lookup(Proto::Tcp, ip("192.0.2.10"), 8005),
-            crate::lb::config::SvcLookup::Found(fw)
+            rvs_lb::config::SvcLookup::Found(fw)
         );
         ok(&ipvs, "--del-mark -f 9 -u 192.0.2.10:53");
         // Rules restore through -R (and rules files) like services.
@@ -1776,7 +1776,7 @@ TCP 06:00  NONE        198.51.100.7:0     192.0.2.10:80      10.0.0.1:8080
 
     struct Served(Ipvs);
 
-    impl crate::control::server::Handler for Served {
+    impl crate::server::Handler for Served {
         fn handle(&self, req: Request) -> Response {
             self.0.handle(req)
         }
@@ -1784,7 +1784,7 @@ TCP 06:00  NONE        198.51.100.7:0     192.0.2.10:80      10.0.0.1:8080
 
     #[test]
     fn over_the_socket_a_large_restore_and_listing() {
-        use crate::control::server::{bind, call};
+        use crate::server::{bind, call};
         let (fake, ipvs) = setup();
         let dir = std::env::temp_dir().join(format!("rvs-ipvs-sock-{}", std::process::id()));
         let path = dir.join("rvs.sock");

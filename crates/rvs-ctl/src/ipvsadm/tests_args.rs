@@ -4,7 +4,7 @@
 use super::args::*;
 use super::format::ListFormat;
 use super::names::{inet_aton, Names, ServicesDb};
-use crate::control::model::*;
+use crate::model::*;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 

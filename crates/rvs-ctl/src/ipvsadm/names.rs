@@ -2,7 +2,7 @@
 //! `inet_aton` (short and octal/hex forms), `strtol`-based range checks, `atoi`, and the
 //! `/etc/services` / `/etc/hosts` lookups, behind the [`Names`] trait so tests stay pure.
 
-use crate::control::model::Proto;
+use crate::model::Proto;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 /// Name lookups in both directions. Every method may answer `None` ("no such name"), which makes

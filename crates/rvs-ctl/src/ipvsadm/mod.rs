@@ -15,7 +15,7 @@
 //! - `-b ,` (only commas) is an error instead of ipvsadm's crash ([`args`]).
 //! - rvs extras `--add-mark`, `--del-mark`, `--list-marks` (firewall-mark rules, [`args`]); the
 //!   daemon refuses `-g`/`-i`, SCTP, `-o`, `--pe`, weights above 65535 and the sync daemon
-//!   (`crate::control::ipvs`, docs/control-api.md).
+//!   (`crate::ipvs`, docs/control-api.md).
 
 pub mod args;
 pub mod client;

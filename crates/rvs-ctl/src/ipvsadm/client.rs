@@ -6,8 +6,8 @@ use super::args::{Command, ListTarget};
 use super::format;
 use super::names::{Names, NumericNames};
 use super::restore::parse_restore_with;
-use crate::control::model::{ConnEntry, ListSnapshot, MarkRuleEntry, Timeouts};
-use crate::control::proto::{request_of, DestRef, Request, Response, ServiceRef};
+use crate::model::{ConnEntry, ListSnapshot, MarkRuleEntry, Timeouts};
+use crate::proto::{request_of, DestRef, Request, Response, ServiceRef};
 use serde::de::DeserializeOwned;
 
 /// rvs options `rvsadm` accepts besides ipvsadm's.

@@ -6,8 +6,8 @@
 //! (`--add-mark`, `--del-mark`, `--list-marks`) and `--socket PATH` (default
 //! /run/rvs/rvs.sock, or $RVS_SOCKET). The protocol is docs/control-api.md.
 
-use rvs::control::proto::{NeighReply, PortStatsReply, Request, Response};
-use rvs::control::server::call;
+use rvs_ctl::proto::{NeighReply, PortStatsReply, Request, Response};
+use rvs_ctl::server::call;
 use std::path::PathBuf;
 use std::process::exit;
 
@@ -254,9 +254,9 @@ fn main() {
 }
 
 fn rvsadm_ipvs(ex: &Extras, argv: Vec<String>) {
-    use rvs::control::ipvsadm::args::parse_with;
-    use rvs::control::ipvsadm::client::{execute, ClientOpts, Outcome};
-    use rvs::control::ipvsadm::names::SystemNames;
+    use rvs_ctl::ipvsadm::args::parse_with;
+    use rvs_ctl::ipvsadm::client::{execute, ClientOpts, Outcome};
+    use rvs_ctl::ipvsadm::names::SystemNames;
     use std::io::{Read, Write};
     let names = SystemNames::load();
     let cmd = match parse_with(&argv, &names) {
