@@ -6,6 +6,11 @@
 //! - [`lb`]: the IPVS core, sans-IO: bytes, a port role and a time in, verdicts out.
 //! - [`dataplane`]: the worker loop tying ports, `net` and `lb` together.
 //! - [`control`]: the management core: control socket, config publication, stats.
+// Input paths never panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod config;
 pub mod control;

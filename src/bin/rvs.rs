@@ -1,4 +1,9 @@
 //! rvs: the appliance daemon. See `rvs --help` and docs/operations.md.
+// Input paths never panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -1,5 +1,10 @@
 //! The IPVS core, sans-IO. Nothing here knows about DPDK, sockets or threads: functions take a
 //! packet buffer, the role of the port it arrived on and the time, and return a verdict.
+// Input paths never panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod config;
 pub mod conn;

@@ -9,6 +9,11 @@
 //!
 //! Multi-byte fields are network byte order on the wire; accessors take and return host values.
 //! No DPDK types, no allocation, no panics on untrusted input.
+// Input paths never panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod arp;
 pub mod checksum;

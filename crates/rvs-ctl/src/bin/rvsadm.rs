@@ -5,6 +5,11 @@
 //! (machine-readable listings), `--expire-conns` (with `-d`), the firewall-mark rule commands
 //! (`--add-mark`, `--del-mark`, `--list-marks`) and `--socket PATH` (default
 //! /run/rvs/rvs.sock, or $RVS_SOCKET). The protocol is docs/control-api.md.
+// Input paths never panic: no unwrap, expect or panic outside tests (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use rvs_ctl::proto::{NeighReply, PortStatsReply, Request, Response};
 use rvs_ctl::server::call;
