@@ -9,7 +9,7 @@
 
 mod common;
 
-use rvs::dpdk::{self, Eal, LcoreGroup, Mempool, Port, PortConf};
+use rvs::dpdk::{self, Eal, ErrorKind, LcoreGroup, Mempool, Port, PortConf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -54,7 +54,7 @@ fn ports_have_one_owner_and_failed_starts_join_their_workers() {
     // One owner per device.
     let mut p = Port::by_name("net_null0").unwrap();
     let e = Port::by_name("net_null0").unwrap_err();
-    assert!(e.text.contains("already in use"), "{e}");
+    assert_eq!(e.kind, ErrorKind::InUse, "{e}");
     let other = Port::by_name("net_null1").expect("another device is free");
 
     // Queues are handed out once.
@@ -66,7 +66,11 @@ fn ports_have_one_owner_and_failed_starts_join_their_workers() {
     let (rxq, txq) = p.configure(&conf, &pool).unwrap();
     assert_eq!((rxq.len(), txq.len()), (1, 1));
     let e = p.configure(&conf, &pool).unwrap_err();
-    assert!(e.text.contains("already configured"), "{e}");
+    assert_eq!(e.kind, ErrorKind::AlreadyConfigured, "{e}");
+    assert_eq!(
+        Port::by_name("net_null9").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     drop((rxq, txq, other));
 
     // A start that fails after launching a worker returns, with the worker stopped.

@@ -421,7 +421,13 @@ pub fn bring_up_port(
     let mut rejected = None;
     let (rxq, txq) = match p.configure(&conf, pool) {
         Ok(q) => q,
-        Err(e) if hf != 0 => {
+        Err(e)
+            if hf != 0
+                && matches!(
+                    e.kind,
+                    dpdk::ErrorKind::InvalidArgument | dpdk::ErrorKind::Unsupported
+                ) =>
+        {
             // RSS refused: run without it (every packet on queue 0, handed over from there).
             rejected = Some(format!("RSS configuration rejected: {}", e.text));
             p.configure(&base, pool).map_err(bad)?

@@ -1,6 +1,6 @@
 //! EAL initialisation and cleanup.
 
-use super::{ffi, Error, Result};
+use super::{ffi, Error, ErrorKind, Result};
 use std::ffi::CString;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +21,9 @@ impl Eal {
     /// Runs `rte_eal_init` with `args` (the first one is the program name, as argv[0]).
     pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
         if INITIALISED.swap(true, Ordering::SeqCst) {
-            return Err(Error::msg(
+            return Err(Error::new(
                 "rte_eal_init",
+                ErrorKind::AlreadyInitialised,
                 "EAL already initialised in this process",
             ));
         }
@@ -30,7 +31,13 @@ impl Eal {
             .iter()
             .map(|a| CString::new(a.as_ref()))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::msg("rte_eal_init", "argument contains a NUL byte"))?;
+            .map_err(|_| {
+                Error::new(
+                    "rte_eal_init",
+                    ErrorKind::InvalidArgument,
+                    "argument contains a NUL byte",
+                )
+            })?;
         // EAL may permute argv; give it a private array of pointers into `owned`, which outlives
         // the call (EAL copies what it keeps).
         let mut argv: Vec<*mut c_char> = owned.iter().map(|c| c.as_ptr() as *mut c_char).collect();

@@ -7,7 +7,7 @@
 //! hashed, and the port's key and redirection table still place the packet. So rvs programs key
 //! and RETA on the port and installs rules whose action carries the hash types alone.
 
-use super::{ffi, Error, Result};
+use super::{ffi, Error, ErrorKind, Result};
 use std::ffi::CStr;
 use std::ptr::{self, NonNull};
 
@@ -123,6 +123,7 @@ fn flow_error(op: &str, ret: i32, err: &ffi::rte_flow_error) -> Error {
     };
     Error {
         op: op.to_string(),
+        kind: ErrorKind::of_errno(ret),
         errno: ret.abs(),
         text: why,
     }
@@ -177,7 +178,11 @@ pub(crate) fn create_rss(port: u16, l4: L4, types: u64) -> Result<Flow> {
 pub fn softrss(words: &[u32], key: &[u8]) -> Result<u32> {
     const MAX_WORDS: usize = 16;
     if words.len() >= MAX_WORDS || key.len() < (words.len() + 1) * 4 {
-        return Err(Error::msg("rte_softrss", "input too long for the key"));
+        return Err(Error::new(
+            "rte_softrss",
+            ErrorKind::OutOfRange,
+            "input too long for the key",
+        ));
     }
     // rte_softrss reads the key as 32-bit words: give it an aligned copy.
     let mut k = [0u32; MAX_WORDS];

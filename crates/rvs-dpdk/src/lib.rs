@@ -25,11 +25,100 @@ pub use ring::{mbuf_ring, RingRx, RingTx};
 
 use std::ffi::CStr;
 
-/// A DPDK call that failed, with the errno it reported and DPDK's text for it.
+/// What went wrong, as a kind callers can match on (in the manner of `std::io::ErrorKind`):
+/// DPDK's negative errno values mapped once, here at the FFI boundary, plus the preconditions
+/// the wrappers check themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No such device, port or object (ENODEV, ENOENT), or a device that was not probed.
+    NotFound,
+    /// The driver or DPDK refused an argument or a configuration (EINVAL, ERANGE).
+    InvalidArgument,
+    /// The driver does not support the operation (ENOTSUP, EOPNOTSUPP, ENOSYS).
+    Unsupported,
+    /// Out of memory, mbufs or descriptors (ENOMEM, ENOBUFS, ENOSPC).
+    NoMemory,
+    /// The resource is busy, or the operation must wait (EBUSY, EAGAIN).
+    Busy,
+    /// A name is taken (EEXIST): a ring or pool of that name exists.
+    AlreadyExists,
+    /// Not allowed (EPERM, EACCES): usually not root, or no access to hugepages or a device.
+    PermissionDenied,
+    /// An I/O error from the device (EIO).
+    Io,
+    /// A handle of this process already owns the port.
+    InUse,
+    /// The port's queues were handed out already.
+    AlreadyConfigured,
+    /// EAL is initialised already (once per process).
+    AlreadyInitialised,
+    /// A buffer or table is too small or too large for the request.
+    OutOfRange,
+    /// Any other errno.
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind of a DPDK errno (positive or negative).
+    pub fn of_errno(errno: i32) -> ErrorKind {
+        match errno.abs() {
+            libc_errno::ENODEV | libc_errno::ENOENT => ErrorKind::NotFound,
+            libc_errno::EINVAL | libc_errno::ERANGE => ErrorKind::InvalidArgument,
+            libc_errno::ENOTSUP | libc_errno::ENOSYS => ErrorKind::Unsupported,
+            libc_errno::ENOMEM | libc_errno::ENOBUFS | libc_errno::ENOSPC => ErrorKind::NoMemory,
+            libc_errno::EBUSY | libc_errno::EAGAIN => ErrorKind::Busy,
+            libc_errno::EEXIST => ErrorKind::AlreadyExists,
+            libc_errno::EPERM | libc_errno::EACCES => ErrorKind::PermissionDenied,
+            libc_errno::EIO => ErrorKind::Io,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn errnos_map_to_kinds_whatever_their_sign() {
+        assert_eq!(ErrorKind::of_errno(-19), ErrorKind::NotFound); // -ENODEV
+        assert_eq!(ErrorKind::of_errno(22), ErrorKind::InvalidArgument);
+        assert_eq!(ErrorKind::of_errno(-95), ErrorKind::Unsupported); // -ENOTSUP
+        assert_eq!(ErrorKind::of_errno(-12), ErrorKind::NoMemory);
+        assert_eq!(ErrorKind::of_errno(-16), ErrorKind::Busy);
+        assert_eq!(ErrorKind::of_errno(17), ErrorKind::AlreadyExists);
+        assert_eq!(ErrorKind::of_errno(1), ErrorKind::PermissionDenied);
+        assert_eq!(ErrorKind::of_errno(-1001), ErrorKind::Other);
+    }
+}
+
+/// The errno values DPDK returns (Linux numbering, as nix defines them).
+mod libc_errno {
+    use nix::errno::Errno;
+    pub const ENOENT: i32 = Errno::ENOENT as i32;
+    pub const EIO: i32 = Errno::EIO as i32;
+    pub const EAGAIN: i32 = Errno::EAGAIN as i32;
+    pub const ENOMEM: i32 = Errno::ENOMEM as i32;
+    pub const EACCES: i32 = Errno::EACCES as i32;
+    pub const EBUSY: i32 = Errno::EBUSY as i32;
+    pub const EEXIST: i32 = Errno::EEXIST as i32;
+    pub const ENODEV: i32 = Errno::ENODEV as i32;
+    pub const EINVAL: i32 = Errno::EINVAL as i32;
+    pub const ENOSPC: i32 = Errno::ENOSPC as i32;
+    pub const ERANGE: i32 = Errno::ERANGE as i32;
+    pub const ENOSYS: i32 = Errno::ENOSYS as i32;
+    pub const ENOBUFS: i32 = Errno::ENOBUFS as i32;
+    pub const ENOTSUP: i32 = Errno::ENOTSUP as i32;
+    pub const EPERM: i32 = Errno::EPERM as i32;
+}
+
+/// A DPDK call that failed: the operation, what kind of failure, the errno DPDK reported (0
+/// for a precondition the wrapper checked) and DPDK's text for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{op}: {text} (errno {errno})")]
 pub struct Error {
     pub op: String,
+    pub kind: ErrorKind,
     pub errno: i32,
     pub text: String,
 }
@@ -40,6 +129,7 @@ impl Error {
         let errno = errno.abs();
         Error {
             op: op.into(),
+            kind: ErrorKind::of_errno(errno),
             errno,
             text: strerror(errno),
         }
@@ -51,9 +141,10 @@ impl Error {
     }
 
     /// An error that did not come from DPDK's errno (a precondition rvs checks itself).
-    pub fn msg(op: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn new(op: impl Into<String>, kind: ErrorKind, text: impl Into<String>) -> Self {
         Error {
             op: op.into(),
+            kind,
             errno: 0,
             text: text.into(),
         }

@@ -1,6 +1,6 @@
 //! Packet buffer pools, owned packet buffers and fixed-size bursts.
 
-use super::{ffi, Error, Result};
+use super::{ffi, Error, ErrorKind, Result};
 use std::ffi::CString;
 use std::ptr::NonNull;
 
@@ -23,8 +23,13 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// `rte_pktmbuf_pool_create`: `n` mbufs with `data_room` bytes each (headroom included).
     pub fn new(name: &str, n: u32, cache: u32, data_room: u16, socket: i32) -> Result<Mempool> {
-        let cname =
-            CString::new(name).map_err(|_| Error::msg("rte_pktmbuf_pool_create", "bad name"))?;
+        let cname = CString::new(name).map_err(|_| {
+            Error::new(
+                "rte_pktmbuf_pool_create",
+                ErrorKind::InvalidArgument,
+                "bad name",
+            )
+        })?;
         // SAFETY: cname is a valid C string for the duration of the call; EAL is initialised
         // (a pool can only be created after Eal::init, which the caller holds).
         let raw =
@@ -159,7 +164,11 @@ impl Mbuf {
         let m = self.m_mut();
         let room = m.buf_len as usize - m.data_off as usize;
         if len > room || m.nb_segs != 1 {
-            return Err(Error::msg("mbuf set_len", "length exceeds buffer"));
+            return Err(Error::new(
+                "mbuf set_len",
+                ErrorKind::OutOfRange,
+                "length exceeds buffer",
+            ));
         }
         m.data_len = len as u16;
         m.pkt_len = len as u32;

@@ -2,7 +2,7 @@
 
 use super::flow::{self, Flow, L4};
 use super::mbuf::{Burst, Mempool};
-use super::{check, ffi, Error, Result};
+use super::{check, ffi, Error, ErrorKind, Result};
 use std::ffi::{CStr, CString};
 
 /// A DPDK port id.
@@ -120,19 +120,22 @@ impl Port {
     /// Finds a port by its device name (e.g. `net_af_packet0` or a PCI address `0000:03:00.0`)
     /// and takes ownership of it; a second handle for a device that has one is an error.
     pub fn by_name(name: &str) -> Result<Port> {
-        let c = CString::new(name).map_err(|_| Error::msg("port", "bad device name"))?;
+        let c = CString::new(name)
+            .map_err(|_| Error::new("port", ErrorKind::InvalidArgument, "bad device name"))?;
         let mut id = 0u16;
         // SAFETY: c is a valid C string; id is a valid out pointer.
         let ret = unsafe { ffi::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
         if ret < 0 {
-            return Err(Error::msg(
+            return Err(Error::new(
                 format!("device {name}"),
+                ErrorKind::NotFound,
                 "not found (not probed: check the EAL device options and that the driver/NIC exists)",
             ));
         }
         if !claimed().insert(id) {
-            return Err(Error::msg(
+            return Err(Error::new(
                 format!("device {name}"),
+                ErrorKind::InUse,
                 "already in use (another handle of this process owns the port)",
             ));
         }
@@ -206,8 +209,9 @@ impl Port {
         pool: &Mempool,
     ) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
         if self.queues_out {
-            return Err(Error::msg(
+            return Err(Error::new(
                 "configure",
+                ErrorKind::AlreadyConfigured,
                 "port already configured: its queues were handed out",
             ));
         }
@@ -361,8 +365,13 @@ impl Port {
     /// Programs the whole redirection table: hash bucket `i` goes to RX queue `reta[i]`.
     /// `reta.len()` must be the port's RETA size (`DevInfo::reta_size` after configure).
     pub fn set_reta(&mut self, reta: &[u16]) -> Result<()> {
-        let size = u16::try_from(reta.len())
-            .map_err(|_| Error::msg("rte_eth_dev_rss_reta_update", "RETA too large"))?;
+        let size = u16::try_from(reta.len()).map_err(|_| {
+            Error::new(
+                "rte_eth_dev_rss_reta_update",
+                ErrorKind::OutOfRange,
+                "RETA too large",
+            )
+        })?;
         let mut groups =
             vec![ffi::rte_eth_rss_reta_entry64::default(); reta.len().div_ceil(RETA_GROUP)];
         for (i, q) in reta.iter().enumerate() {

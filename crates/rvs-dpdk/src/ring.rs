@@ -1,7 +1,7 @@
 //! Single-producer/single-consumer rings of mbufs, for handing packets to their owner core.
 
 use super::mbuf::Burst;
-use super::{ffi, Error, Result};
+use super::{ffi, Error, ErrorKind, Result};
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -59,7 +59,8 @@ pub struct RingRx {
 
 /// Creates an SPSC ring of `size` mbufs (a power of two; usable size - 1).
 pub fn mbuf_ring(name: &str, size: u32, socket: i32) -> Result<(RingTx, RingRx)> {
-    let c = CString::new(name).map_err(|_| Error::msg("rte_ring_create", "bad name"))?;
+    let c = CString::new(name)
+        .map_err(|_| Error::new("rte_ring_create", ErrorKind::InvalidArgument, "bad name"))?;
     // SAFETY: valid C string; EAL initialised (rings need its memory).
     let raw =
         unsafe { ffi::rte_ring_create(c.as_ptr(), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ) };
