@@ -186,7 +186,7 @@ fn host_mask() -> Ipv4Addr {
 }
 
 fn default_sched() -> String {
-    args::DEFAULT_SCHED.to_string()
+    rvs_lb::sched::DEFAULT_SCHEDULER.to_string()
 }
 
 fn default_weight() -> u32 {

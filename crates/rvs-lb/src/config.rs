@@ -38,8 +38,6 @@ pub const MAX_WEIGHT: u32 = 65535;
 pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
 /// Most firewall-mark rules (the stand-in for iptables mangle rules).
 pub const MAX_MARK_RULES: usize = 4096;
-/// `DEF_SCHED`.
-pub const DEFAULT_SCHEDULER: &str = "wlc";
 
 /// Transport protocols rvs balances.
 #[derive(
@@ -212,7 +210,7 @@ impl ServiceSpec {
     pub fn new(key: ServiceKey) -> ServiceSpec {
         ServiceSpec {
             key,
-            scheduler: DEFAULT_SCHEDULER.to_string(),
+            scheduler: crate::sched::DEFAULT_SCHEDULER.to_string(),
             sched_flags: SchedFlags::default(),
             persistence: None,
         }

@@ -40,12 +40,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// `-p` without a value (IPVS_SVC_PERSISTENT_TIMEOUT; the man page's 300 is wrong).
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
-/// Scheduler used by `-A`/`-E` without `-s`.
-pub const DEFAULT_SCHED: &str = "wlc";
-/// Scheduler names the kernel would load; others fail in [`check_operation`].
-pub const KNOWN_SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "fo", "ovf", "lblc", "lblcr", "twos",
-];
 /// Exit status of ipvsadm's `fail()`.
 pub const EXIT_FAIL: i32 = 2;
 /// Exit status of popt errors, the "Try" hint and kernel errors (`exit(-1)`).
@@ -1014,7 +1008,7 @@ impl<'a> Parser<'a> {
         if let Some(arg) = self.sched_flags_arg.take() {
             if !arg.is_empty() {
                 let sched = if self.sched.is_empty() {
-                    DEFAULT_SCHED
+                    rvs_lb::sched::DEFAULT_SCHEDULER
                 } else {
                     self.sched.as_str()
                 };
@@ -1405,7 +1399,7 @@ impl<'a> Parser<'a> {
                 ));
             }
             if self.sched.is_empty() {
-                self.sched = DEFAULT_SCHED.to_string();
+                self.sched = rvs_lb::sched::DEFAULT_SCHEDULER.to_string();
             }
         }
 
@@ -1664,7 +1658,7 @@ pub const ERANGE_TEXT: &str = "Numerical result out of range";
 pub fn check_operation(cmd: &Command) -> Result<(), ParseError> {
     match cmd {
         Command::AddService(s) | Command::EditService(s)
-            if !KNOWN_SCHEDULERS.contains(&s.sched.as_str()) || s.pe.is_some() =>
+            if !rvs_lb::sched::NAMES.contains(&s.sched.as_str()) || s.pe.is_some() =>
         {
             Err(ParseError::popt(ENOENT_SCHED))
         }

@@ -973,7 +973,7 @@ fn operation_checks() {
         message: "Scheduler or persistence engine not found".to_string(),
         exit_code: 255,
     });
-    for s in KNOWN_SCHEDULERS {
+    for s in rvs_lb::sched::NAMES {
         assert_eq!(ok(&format!("-A -t 10.0.0.1:80 -s {s}")), Ok(()), "{s}");
     }
     assert_eq!(ok("-A -t 10.0.0.1:80"), Ok(()));

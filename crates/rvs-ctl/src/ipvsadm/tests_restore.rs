@@ -314,7 +314,7 @@ fn arb_service() -> impl Strategy<Value = ServiceEntry> {
         any::<u32>(),
         any::<u16>(),
         1u32..=i32::MAX as u32,
-        0usize..KNOWN_SCHEDULERS.len(),
+        0usize..rvs_lb::sched::NAMES.len(),
         0u32..8,
         proptest::option::of(1u32..=MAX_TIMEOUT),
         any::<u32>(),
@@ -335,7 +335,7 @@ fn arb_service() -> impl Strategy<Value = ServiceEntry> {
     )
         .prop_map(
             |(proto, addr, port, mark, si, fl, pers, mask, ops, pe, dests)| {
-                let sched = KNOWN_SCHEDULERS[si].to_string();
+                let sched = rvs_lb::sched::NAMES[si].to_string();
                 let fwmark = proto == Proto::Fwmark;
                 // sh/mh never print flag-3, so it cannot survive -S for them.
                 let mut flags = fl << 3;
