@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Why the dataplane dropped a packet. The names are what operators see in `rvsadm --stats-ports`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
-pub enum DropReason {
+pub enum PortDropReason {
     /// Frame shorter than an Ethernet header.
     Runt,
     /// Destination MAC neither ours nor broadcast.
@@ -47,49 +47,49 @@ pub enum DropReason {
     HandoverFull,
 }
 
-impl DropReason {
+impl PortDropReason {
     pub const COUNT: usize = 18;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::Runt,
-        DropReason::NotOurMac,
-        DropReason::UnsupportedEthertype,
-        DropReason::ArpMalformed,
-        DropReason::ArpNotForUs,
-        DropReason::Ipv4Malformed,
-        DropReason::Ipv4BadChecksum,
-        DropReason::Ipv4BadSource,
-        DropReason::NotLocal,
-        DropReason::IcmpUnsupported,
-        DropReason::Chained,
-        DropReason::NoRoute,
-        DropReason::ArpHoldFull,
-        DropReason::ArpTimeout,
-        DropReason::TxFull,
-        DropReason::NoMbuf,
-        DropReason::Lb,
-        DropReason::HandoverFull,
+    pub const ALL: [PortDropReason; Self::COUNT] = [
+        PortDropReason::Runt,
+        PortDropReason::NotOurMac,
+        PortDropReason::UnsupportedEthertype,
+        PortDropReason::ArpMalformed,
+        PortDropReason::ArpNotForUs,
+        PortDropReason::Ipv4Malformed,
+        PortDropReason::Ipv4BadChecksum,
+        PortDropReason::Ipv4BadSource,
+        PortDropReason::NotLocal,
+        PortDropReason::IcmpUnsupported,
+        PortDropReason::Chained,
+        PortDropReason::NoRoute,
+        PortDropReason::ArpHoldFull,
+        PortDropReason::ArpTimeout,
+        PortDropReason::TxFull,
+        PortDropReason::NoMbuf,
+        PortDropReason::Lb,
+        PortDropReason::HandoverFull,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            DropReason::Runt => "runt",
-            DropReason::NotOurMac => "not_our_mac",
-            DropReason::UnsupportedEthertype => "unsupported_ethertype",
-            DropReason::ArpMalformed => "arp_malformed",
-            DropReason::ArpNotForUs => "arp_not_for_us",
-            DropReason::Ipv4Malformed => "ipv4_malformed",
-            DropReason::Ipv4BadChecksum => "ipv4_bad_checksum",
-            DropReason::Ipv4BadSource => "ipv4_bad_source",
-            DropReason::NotLocal => "not_local",
-            DropReason::IcmpUnsupported => "icmp_unsupported",
-            DropReason::Chained => "chained_mbuf",
-            DropReason::NoRoute => "no_route",
-            DropReason::ArpHoldFull => "arp_hold_full",
-            DropReason::ArpTimeout => "arp_timeout",
-            DropReason::TxFull => "tx_full",
-            DropReason::NoMbuf => "no_mbuf",
-            DropReason::Lb => "lb",
-            DropReason::HandoverFull => "handover_full",
+            PortDropReason::Runt => "runt",
+            PortDropReason::NotOurMac => "not_our_mac",
+            PortDropReason::UnsupportedEthertype => "unsupported_ethertype",
+            PortDropReason::ArpMalformed => "arp_malformed",
+            PortDropReason::ArpNotForUs => "arp_not_for_us",
+            PortDropReason::Ipv4Malformed => "ipv4_malformed",
+            PortDropReason::Ipv4BadChecksum => "ipv4_bad_checksum",
+            PortDropReason::Ipv4BadSource => "ipv4_bad_source",
+            PortDropReason::NotLocal => "not_local",
+            PortDropReason::IcmpUnsupported => "icmp_unsupported",
+            PortDropReason::Chained => "chained_mbuf",
+            PortDropReason::NoRoute => "no_route",
+            PortDropReason::ArpHoldFull => "arp_hold_full",
+            PortDropReason::ArpTimeout => "arp_timeout",
+            PortDropReason::TxFull => "tx_full",
+            PortDropReason::NoMbuf => "no_mbuf",
+            PortDropReason::Lb => "lb",
+            PortDropReason::HandoverFull => "handover_full",
         }
     }
 }
@@ -115,12 +115,12 @@ pub struct PortCounters {
     pub handed_over: AtomicU64,
     /// Fragments this worker built to fit a packet into this port's MTU.
     pub fragments_out: AtomicU64,
-    pub drops: [AtomicU64; DropReason::COUNT],
+    pub drops: [AtomicU64; PortDropReason::COUNT],
 }
 
 impl PortCounters {
     #[inline(always)]
-    pub fn drop(&self, r: DropReason) {
+    pub fn drop(&self, r: PortDropReason) {
         bump(&self.drops[r as usize], 1);
     }
 }
@@ -156,7 +156,7 @@ pub fn snapshot(c: &PortCounters) -> PortCountersSnapshot {
         echo_replies: c.echo_replies.load(Relaxed),
         handed_over: c.handed_over.load(Relaxed),
         fragments_out: c.fragments_out.load(Relaxed),
-        drops: DropReason::ALL
+        drops: PortDropReason::ALL
             .iter()
             .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))
             .collect(),
@@ -169,13 +169,13 @@ mod tests {
 
     #[test]
     fn reasons_are_complete_and_named_uniquely() {
-        for (i, r) in DropReason::ALL.iter().enumerate() {
+        for (i, r) in PortDropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
-        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        let mut names: Vec<_> = PortDropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(names.len(), PortDropReason::COUNT);
     }
 
     #[test]
@@ -184,8 +184,8 @@ mod tests {
         let b = WorkerCounters::default();
         bump(&a.ports[0].rx_packets, 3);
         bump(&b.ports[0].rx_packets, 4);
-        a.ports[0].drop(DropReason::Ipv4BadChecksum);
-        b.ports[0].drop(DropReason::Ipv4BadChecksum);
+        a.ports[0].drop(PortDropReason::Ipv4BadChecksum);
+        b.ports[0].drop(PortDropReason::Ipv4BadChecksum);
         let mut t = snapshot(&a.ports[0]);
         t.add(&snapshot(&b.ports[0]));
         assert_eq!(t.rx_packets, 7);

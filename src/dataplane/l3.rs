@@ -2,7 +2,7 @@
 //! IPv4 header validation, ICMP echo for the appliance's own addresses. Pure functions over
 //! bytes (no DPDK types), so they are unit-tested without hugepages.
 
-use super::counters::DropReason;
+use super::counters::PortDropReason;
 use crate::config::Interface;
 use crate::lb::PortRole;
 use crate::net::arp::{self, ArpPacket, Operation};
@@ -38,7 +38,7 @@ pub enum Rx {
     Ipv4 {
         l3: usize,
     },
-    Drop(DropReason),
+    Drop(PortDropReason),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,23 +56,23 @@ pub fn receive(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
     *learned = None;
     let (dst, ethertype) = match EthernetFrame::new_checked(&*frame) {
         Ok(eth) => (eth.dst(), eth.ethertype()),
-        Err(_) => return Rx::Drop(DropReason::Runt),
+        Err(_) => return Rx::Drop(PortDropReason::Runt),
     };
     if dst != port.mac && !dst.is_broadcast() {
-        return Rx::Drop(DropReason::NotOurMac);
+        return Rx::Drop(PortDropReason::NotOurMac);
     }
     match ethertype {
         EtherType::IPV4 if dst == port.mac => ipv4(frame, port),
-        EtherType::IPV4 => Rx::Drop(DropReason::NotOurMac),
+        EtherType::IPV4 => Rx::Drop(PortDropReason::NotOurMac),
         EtherType::ARP => arp_in(frame, port, learned),
-        _ => Rx::Drop(DropReason::UnsupportedEthertype),
+        _ => Rx::Drop(PortDropReason::UnsupportedEthertype),
     }
 }
 
 fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
     let (op, sha, spa, tpa) = match ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..]) {
         Ok(a) => (a.operation(), a.sender_hw(), a.sender_ip(), a.target_ip()),
-        Err(_) => return Rx::Drop(DropReason::ArpMalformed),
+        Err(_) => return Rx::Drop(PortDropReason::ArpMalformed),
     };
     let for_us = port.iface.owns(tpa);
     // Learn only senders on our subnets: anything else could never be a next hop.
@@ -88,11 +88,11 @@ fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
                 len: frame.len(),
                 kind: ReplyKind::Arp,
             },
-            Err(_) => Rx::Drop(DropReason::ArpMalformed),
+            Err(_) => Rx::Drop(PortDropReason::ArpMalformed),
         },
         Operation::REQUEST | Operation::REPLY if learned.is_some() => Rx::Consumed,
-        Operation::REQUEST | Operation::REPLY => Rx::Drop(DropReason::ArpNotForUs),
-        _ => Rx::Drop(DropReason::ArpMalformed),
+        Operation::REQUEST | Operation::REPLY => Rx::Drop(PortDropReason::ArpNotForUs),
+        _ => Rx::Drop(PortDropReason::ArpMalformed),
     }
 }
 
@@ -101,13 +101,13 @@ fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
     let (dst, src, proto, echo) = {
         let ip = match Ipv4Packet::new_checked(&frame[l3..]) {
             Ok(ip) => ip,
-            Err(_) => return Rx::Drop(DropReason::Ipv4Malformed),
+            Err(_) => return Rx::Drop(PortDropReason::Ipv4Malformed),
         };
         if !ip.verify_checksum() {
-            return Rx::Drop(DropReason::Ipv4BadChecksum);
+            return Rx::Drop(PortDropReason::Ipv4BadChecksum);
         }
         if !is_unicast_host(ip.src()) {
-            return Rx::Drop(DropReason::Ipv4BadSource);
+            return Rx::Drop(PortDropReason::Ipv4BadSource);
         }
         let echo = ip.protocol() == Protocol::ICMP
             && !ip.is_fragment()
@@ -124,7 +124,7 @@ fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
                     kind: ReplyKind::Echo,
                 }
             }
-            Err(_) => Rx::Drop(DropReason::IcmpUnsupported),
+            Err(_) => Rx::Drop(PortDropReason::IcmpUnsupported),
         };
     }
     Rx::Ipv4 { l3 }
@@ -330,7 +330,7 @@ mod tests {
         let mut f = arp_request(Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 0, 0, 99));
         assert_eq!(
             receive(&mut f, &port(), &mut l),
-            Rx::Drop(DropReason::ArpNotForUs)
+            Rx::Drop(PortDropReason::ArpNotForUs)
         );
         assert_eq!(l, None, "off-subnet senders are not learned");
     }
@@ -376,35 +376,35 @@ mod tests {
         bad_csum[24] ^= 0xff;
         assert_eq!(
             receive(&mut bad_csum, &port(), &mut l),
-            Rx::Drop(DropReason::Ipv4BadChecksum)
+            Rx::Drop(PortDropReason::Ipv4BadChecksum)
         );
         let mut truncated = good[..30].to_vec();
         assert_eq!(
             receive(&mut truncated, &port(), &mut l),
-            Rx::Drop(DropReason::Ipv4Malformed)
+            Rx::Drop(PortDropReason::Ipv4Malformed)
         );
         let mut v6 = good.clone();
         v6[14] = 0x65;
         assert_eq!(
             receive(&mut v6, &port(), &mut l),
-            Rx::Drop(DropReason::Ipv4Malformed)
+            Rx::Drop(PortDropReason::Ipv4Malformed)
         );
         let mut runt = good[..10].to_vec();
         assert_eq!(
             receive(&mut runt, &port(), &mut l),
-            Rx::Drop(DropReason::Runt)
+            Rx::Drop(PortDropReason::Runt)
         );
         let mut other_mac = good.clone();
         other_mac[0] = 0x04;
         assert_eq!(
             receive(&mut other_mac, &port(), &mut l),
-            Rx::Drop(DropReason::NotOurMac)
+            Rx::Drop(PortDropReason::NotOurMac)
         );
         let mut ipv6 = good.clone();
         ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
         assert_eq!(
             receive(&mut ipv6, &port(), &mut l),
-            Rx::Drop(DropReason::UnsupportedEthertype)
+            Rx::Drop(PortDropReason::UnsupportedEthertype)
         );
     }
 
@@ -471,7 +471,7 @@ mod tests {
         let mut frame = [&OUR.0[..], &PEER.0[..], &[0x08, 0x00][..], &ip[..]].concat();
         assert_eq!(
             receive(&mut frame, &port(), &mut None),
-            Rx::Drop(DropReason::Ipv4Malformed)
+            Rx::Drop(PortDropReason::Ipv4Malformed)
         );
         // The largest legal fragment (ending at byte 65535) still splits, offsets in range.
         let ip = udp_packet(65535 - 65000 - 20, 65000 / 8);

@@ -1,6 +1,6 @@
 //! The worker poll loop: one per worker lcore, never sleeping, never blocking.
 
-use super::counters::{bump, DropReason, WorkerCounters};
+use super::counters::{bump, PortDropReason, WorkerCounters};
 use super::l3::{self, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
 use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
@@ -230,7 +230,7 @@ impl Worker {
         let c = &shared.counters[self.idx].ports[role.index()];
         bump(&c.rx_bytes, m.len() as u64);
         if m.is_chained() {
-            c.drop(DropReason::Chained);
+            c.drop(PortDropReason::Chained);
             return;
         }
         let port = shared.port(role);
@@ -247,7 +247,7 @@ impl Worker {
         match rx {
             Rx::Reply { len, kind } => {
                 if m.set_len(len).is_err() {
-                    c.drop(DropReason::Ipv4Malformed);
+                    c.drop(PortDropReason::Ipv4Malformed);
                     return;
                 }
                 match kind {
@@ -335,8 +335,8 @@ impl Worker {
                 let dst = Ipv4Addr::new(d[l3 + 16], d[l3 + 17], d[l3 + 18], d[l3 + 19]);
                 self.forward(m, port, dst, now);
             }
-            Verdict::Drop(_) => self.counters().port(role).drop(DropReason::Lb),
-            Verdict::NotService => self.counters().port(role).drop(DropReason::NotLocal),
+            Verdict::Drop(_) => self.counters().port(role).drop(PortDropReason::Lb),
+            Verdict::NotService => self.counters().port(role).drop(PortDropReason::NotLocal),
             Verdict::IcmpError {
                 icmp_type,
                 code,
@@ -346,7 +346,9 @@ impl Worker {
             Verdict::Handover { core } => {
                 if handed_in || core >= self.ho_out.len() || core == self.idx {
                     // Ownership must converge in one hop; anything else is a bug, not a loop.
-                    self.counters().port(role).drop(DropReason::HandoverFull);
+                    self.counters()
+                        .port(role)
+                        .drop(PortDropReason::HandoverFull);
                 } else {
                     self.hand_over(core, m, role);
                 }
@@ -361,7 +363,9 @@ impl Worker {
         if let Err(m) = self.ho_out[core].push(m) {
             self.flush_handover_to(core);
             if self.ho_out[core].push(m).is_err() {
-                self.counters().port(role).drop(DropReason::HandoverFull);
+                self.counters()
+                    .port(role)
+                    .drop(PortDropReason::HandoverFull);
             }
         }
     }
@@ -383,7 +387,9 @@ impl Worker {
             let mut left = std::mem::take(&mut self.ho_out[core]);
             for m in left.drain() {
                 let role = self.role_of(&m);
-                self.counters().port(role).drop(DropReason::HandoverFull);
+                self.counters()
+                    .port(role)
+                    .drop(PortDropReason::HandoverFull);
             }
         }
     }
@@ -436,7 +442,7 @@ impl Worker {
             return;
         }
         let Some(mut out) = self.pool.alloc() else {
-            self.counters().port(role).drop(DropReason::NoMbuf);
+            self.counters().port(role).drop(PortDropReason::NoMbuf);
             return;
         };
         let room = out
@@ -514,7 +520,9 @@ impl Worker {
         }
         let ip = &m.data()[l3..];
         let Some(n) = l3::fragments_needed(ip, mtu) else {
-            self.counters().port(out).drop(DropReason::Ipv4Malformed);
+            self.counters()
+                .port(out)
+                .drop(PortDropReason::Ipv4Malformed);
             return;
         };
         if n == 1 {
@@ -522,7 +530,7 @@ impl Worker {
         }
         for i in 0..n {
             let Some(mut f) = self.pool.alloc() else {
-                self.counters().port(out).drop(DropReason::NoMbuf);
+                self.counters().port(out).drop(PortDropReason::NoMbuf);
                 return;
             };
             if f.set_len((l3 + mtu).min(f.tailroom())).is_err() {
@@ -533,7 +541,9 @@ impl Worker {
             let Some(len) =
                 l3::write_fragment(&m.data()[l3..], mtu, i, &mut buf[l3..], csum_offload)
             else {
-                self.counters().port(out).drop(DropReason::Ipv4Malformed);
+                self.counters()
+                    .port(out)
+                    .drop(PortDropReason::Ipv4Malformed);
                 return;
             };
             let hl = usize::from(buf[l3] & 0x0f) * 4;
@@ -547,7 +557,7 @@ impl Worker {
     fn forward_one(&mut self, mut m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
         let port = self.shared.port(out);
         let Some(nh) = port.iface.next_hop(dst) else {
-            self.counters().port(out).drop(DropReason::NoRoute);
+            self.counters().port(out).drop(PortDropReason::NoRoute);
             return;
         };
         match self.neigh[out.index()].cur.get(nh) {
@@ -565,7 +575,7 @@ impl Worker {
             .events
             .push(NeighEvent::Want { port: out, ip: nh });
         if self.hold.len() >= self.hold_cap {
-            self.counters().port(out).drop(DropReason::ArpHoldFull);
+            self.counters().port(out).drop(PortDropReason::ArpHoldFull);
             return;
         }
         self.hold.push(Held {
@@ -588,7 +598,9 @@ impl Worker {
                 self.send(h.port, h.mbuf);
             } else if now >= h.deadline {
                 let h = self.hold.swap_remove(i);
-                self.counters().port(h.port).drop(DropReason::ArpTimeout);
+                self.counters()
+                    .port(h.port)
+                    .drop(PortDropReason::ArpTimeout);
             } else {
                 i += 1;
             }
@@ -604,7 +616,7 @@ impl Worker {
         if let Err(m) = self.tx[role.index()].push(m) {
             self.flush(role);
             if self.tx[role.index()].push(m).is_err() {
-                self.counters().port(role).drop(DropReason::TxFull);
+                self.counters().port(role).drop(PortDropReason::TxFull);
             }
         }
     }
@@ -622,7 +634,7 @@ impl Worker {
         if left > 0 {
             // The NIC ring is full: drop the rest now rather than stall the poll loop.
             for _ in 0..left {
-                c.drop(DropReason::TxFull);
+                c.drop(PortDropReason::TxFull);
             }
             self.tx[i] = Burst::new();
         }

@@ -119,18 +119,18 @@ enum Op {
     AddDest(ServiceKey, DestSpec),
     EditDest(ServiceKey, DestSpec),
     DeleteDest(ServiceKey, Ipv4Addr, u16),
-    SetTimeouts(model::Timeouts),
+    SetTimeouts(model::TimeoutTriple),
     Zero(Option<ServiceKey>),
     AddMark(MarkRule),
     DeleteMark(MarkRule),
 }
 
-fn lb_proto(p: model::Proto) -> Result<Proto, OpError> {
+fn lb_proto(p: model::ServiceProto) -> Result<Proto, OpError> {
     match p {
-        model::Proto::Tcp => Ok(Proto::Tcp),
-        model::Proto::Udp => Ok(Proto::Udp),
-        model::Proto::Sctp => Err(OpError::rejected(SCTP_UNSUPPORTED)),
-        model::Proto::Fwmark => Err(OpError::rejected(
+        model::ServiceProto::Tcp => Ok(Proto::Tcp),
+        model::ServiceProto::Udp => Ok(Proto::Udp),
+        model::ServiceProto::Sctp => Err(OpError::rejected(SCTP_UNSUPPORTED)),
+        model::ServiceProto::Fwmark => Err(OpError::rejected(
             "a mark rule's proto must be \"tcp\" or \"udp\"",
         )),
     }
@@ -139,7 +139,7 @@ fn lb_proto(p: model::Proto) -> Result<Proto, OpError> {
 /// The lb key of a service reference.
 pub fn service_key(r: &ServiceRef) -> Result<ServiceKey, OpError> {
     match r.proto {
-        model::Proto::Fwmark => Ok(ServiceKey::Fwmark(r.fwmark)),
+        model::ServiceProto::Fwmark => Ok(ServiceKey::Fwmark(r.fwmark)),
         p => {
             let proto = lb_proto(p)?;
             if r.fwmark != 0 {
@@ -207,8 +207,8 @@ fn mark_entry(r: &MarkRule) -> MarkRuleEntry {
     MarkRuleEntry {
         mark: r.mark,
         proto: match r.proto {
-            Proto::Tcp => model::Proto::Tcp,
-            Proto::Udp => model::Proto::Udp,
+            Proto::Tcp => model::ServiceProto::Tcp,
+            Proto::Udp => model::ServiceProto::Udp,
         },
         vaddr: r.vaddr,
         port_lo: r.port_lo,
@@ -500,14 +500,14 @@ impl Core {
                 vport,
             } => (
                 match proto {
-                    Proto::Tcp => model::Proto::Tcp,
-                    Proto::Udp => model::Proto::Udp,
+                    Proto::Tcp => model::ServiceProto::Tcp,
+                    Proto::Udp => model::ServiceProto::Udp,
                 },
                 vaddr,
                 vport,
                 0,
             ),
-            ServiceKey::Fwmark(m) => (model::Proto::Fwmark, Ipv4Addr::UNSPECIFIED, 0, m),
+            ServiceKey::Fwmark(m) => (model::ServiceProto::Fwmark, Ipv4Addr::UNSPECIFIED, 0, m),
         };
         let base = |m: &HashMap<ServiceId, (u64, Traffic)>| {
             m.get(&s.id)
@@ -609,9 +609,9 @@ impl Core {
     }
 
     /// `-L --timeout`.
-    pub fn timeouts(&self) -> model::Timeouts {
+    pub fn timeouts(&self) -> model::TimeoutTriple {
         let (tcp, tcpfin, udp) = self.config.timeouts().triple();
-        model::Timeouts { tcp, tcpfin, udp }
+        model::TimeoutTriple { tcp, tcpfin, udp }
     }
 
     pub fn mark_rules(&self) -> Vec<MarkRuleEntry> {
@@ -1260,7 +1260,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
         let json_cases: Vec<(Request, &str, i32)> = vec![
             (
                 Request::AddService {
-                    service: svc(model::Proto::Tcp, 0),
+                    service: svc(model::ServiceProto::Tcp, 0),
                 },
                 "Zero port specified for non-persistent service",
                 2,
@@ -1269,7 +1269,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
                 Request::AddService {
                     service: ServiceConf {
                         flags: 0x40,
-                        ..svc(model::Proto::Tcp, 80)
+                        ..svc(model::ServiceProto::Tcp, 80)
                     },
                 },
                 "invalid scheduler flags 0x40: only 0x08, 0x10 and 0x20 exist",
@@ -1279,7 +1279,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
                 Request::AddService {
                     service: ServiceConf {
                         persistent: Some(MAX_TIMEOUT_FOR_TEST + 1),
-                        ..svc(model::Proto::Tcp, 80)
+                        ..svc(model::ServiceProto::Tcp, 80)
                     },
                 },
                 "Numerical result out of range",
@@ -1287,7 +1287,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
             ),
             (
                 Request::SetTimeouts {
-                    timeouts: model::Timeouts {
+                    timeouts: model::TimeoutTriple {
                         tcp: MAX_TIMEOUT_FOR_TEST + 1,
                         tcpfin: 0,
                         udp: 0,
@@ -1300,7 +1300,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
                 Request::AddService {
                     service: ServiceConf {
                         fwmark: 3,
-                        ..svc(model::Proto::Tcp, 80)
+                        ..svc(model::ServiceProto::Tcp, 80)
                     },
                 },
                 "fwmark is only valid with proto \"fwmark\"",
@@ -1308,7 +1308,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
             ),
             (
                 Request::AddService {
-                    service: svc(model::Proto::Fwmark, 0),
+                    service: svc(model::ServiceProto::Fwmark, 0),
                 },
                 "Invalid operation.  Possibly wrong module version, address not unicast, ...",
                 255,
@@ -1316,7 +1316,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
             (
                 Request::ExpireDest {
                     service: ServiceRef {
-                        proto: model::Proto::Tcp,
+                        proto: model::ServiceProto::Tcp,
                         addr: ip("192.0.2.10"),
                         port: 80,
                         fwmark: 0,
@@ -1333,7 +1333,7 @@ TCP  192.0.2.10:80                     250      250      250    25000   250000
                 Request::AddMarkRule {
                     rule: MarkRuleEntry {
                         mark: 1,
-                        proto: model::Proto::Sctp,
+                        proto: model::ServiceProto::Sctp,
                         vaddr: ip("192.0.2.10"),
                         port_lo: 1,
                         port_hi: 2,
@@ -1504,7 +1504,7 @@ Prot LocalAddress:Port Scheduler Flags
         // Over JSON: explicit line numbers, or positions when absent; no nesting.
         let bad = Request::AddService {
             service: ServiceConf {
-                proto: model::Proto::Tcp,
+                proto: model::ServiceProto::Tcp,
                 addr: ip("192.0.2.10"),
                 port: 80,
                 fwmark: 0,
@@ -1881,7 +1881,7 @@ TCP 06:00  NONE        198.51.100.7:0     192.0.2.10:80      10.0.0.1:8080
         );
         let r = serde_json::to_string(&ipvs.handle(Request::List {
             service: Some(ServiceRef {
-                proto: model::Proto::Udp,
+                proto: model::ServiceProto::Udp,
                 addr: ip("192.0.2.10"),
                 port: 80,
                 fwmark: 0,
@@ -1897,7 +1897,7 @@ TCP 06:00  NONE        198.51.100.7:0     192.0.2.10:80      10.0.0.1:8080
             v: 1,
             req: Request::DeleteDest {
                 service: ServiceRef {
-                    proto: model::Proto::Fwmark,
+                    proto: model::ServiceProto::Fwmark,
                     addr: Ipv4Addr::UNSPECIFIED,
                     port: 0,
                     fwmark: 3,

@@ -11,21 +11,21 @@ use std::net::Ipv4Addr;
 /// Service protocol. `Fwmark` services match on a firewall mark instead of address/port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Proto {
+pub enum ServiceProto {
     Tcp,
     Udp,
     Sctp,
     Fwmark,
 }
 
-impl Proto {
+impl ServiceProto {
     /// IP protocol number as ipvsadm sorts and looks up ports by it. `Fwmark` services carry
     /// TCP, the "sane value" ipvsadm stores for `-f`.
     pub fn ipproto(self) -> u8 {
         match self {
-            Proto::Tcp | Proto::Fwmark => 6,
-            Proto::Udp => 17,
-            Proto::Sctp => 132,
+            ServiceProto::Tcp | ServiceProto::Fwmark => 6,
+            ServiceProto::Udp => 17,
+            ServiceProto::Sctp => 132,
         }
     }
 }
@@ -101,7 +101,7 @@ pub const SVC_F_SCHED_MASK: u32 = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
 /// One virtual service with its real servers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceEntry {
-    pub proto: Proto,
+    pub proto: ServiceProto,
     /// 0.0.0.0 for fwmark services.
     pub addr: Ipv4Addr,
     /// 0 for fwmark services.
@@ -167,16 +167,16 @@ pub struct ConnEntry {
 
 /// The three timeouts `--set` writes and `--timeout` lists, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timeouts {
+pub struct TimeoutTriple {
     pub tcp: u32,
     pub tcpfin: u32,
     pub udp: u32,
 }
 
-impl Default for Timeouts {
+impl Default for TimeoutTriple {
     /// The kernel defaults: ESTABLISHED 900 s, FIN_WAIT 120 s, UDP 300 s.
     fn default() -> Self {
-        Timeouts {
+        TimeoutTriple {
             tcp: 900,
             tcpfin: 120,
             udp: 300,
@@ -234,7 +234,7 @@ pub struct TotalEntry {
 #[serde(deny_unknown_fields)]
 pub struct MarkRuleEntry {
     pub mark: u32,
-    pub proto: Proto,
+    pub proto: ServiceProto,
     pub vaddr: Ipv4Addr,
     pub port_lo: u16,
     pub port_hi: u16,

@@ -5,7 +5,7 @@
 //! the connection after an error it cannot recover from (oversized or half-sent message).
 
 use super::ipvsadm::args::{self, Command, ParseError};
-use super::model::{Fwd, MarkRuleEntry, Proto, Timeouts};
+use super::model::{Fwd, MarkRuleEntry, ServiceProto, TimeoutTriple};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -114,9 +114,9 @@ pub enum Request {
     },
     /// `--set tcp tcpfin udp`: a 0 leaves that timeout unchanged.
     SetTimeouts {
-        timeouts: Timeouts,
+        timeouts: TimeoutTriple,
     },
-    /// `-L --timeout`: answers [`Timeouts`].
+    /// `-L --timeout`: answers [`TimeoutTriple`].
     GetTimeouts,
     /// `-L [service]`: answers a [`super::model::ListSnapshot`] (one service when given).
     List {
@@ -210,7 +210,7 @@ fn is_zero(v: &u32) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRef {
-    pub proto: Proto,
+    pub proto: ServiceProto,
     #[serde(default = "any_addr")]
     pub addr: Ipv4Addr,
     #[serde(default)]
@@ -235,7 +235,7 @@ impl From<&args::ServiceKey> for ServiceRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
-    pub proto: Proto,
+    pub proto: ServiceProto,
     #[serde(default = "any_addr")]
     pub addr: Ipv4Addr,
     #[serde(default)]

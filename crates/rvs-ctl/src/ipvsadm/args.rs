@@ -30,8 +30,8 @@
 use super::format::ListFormat;
 use super::names::{c_atoi, inet_aton, string_to_number, truncate_bytes, Names, SystemNames};
 use crate::model::{
-    DaemonState, Fwd, MarkRuleEntry, Proto, Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1,
-    SVC_F_SCHED2, SVC_F_SCHED3, SVC_F_SCHED_MASK,
+    DaemonState, Fwd, MarkRuleEntry, ServiceProto, TimeoutTriple, TunCsum, TunType, TunnelInfo,
+    SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, SVC_F_SCHED_MASK,
 };
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -78,7 +78,7 @@ impl std::error::Error for ParseError {}
 /// Identifies a virtual service. Fwmark services have `proto: Fwmark`, address 0.0.0.0, port 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
-    pub proto: Proto,
+    pub proto: ServiceProto,
     pub addr: Ipv4Addr,
     pub port: u16,
     pub fwmark: u32,
@@ -173,7 +173,7 @@ pub enum Command {
     /// `-Z [service]`: `None` zeroes everything.
     Zero(Option<ServiceKey>),
     /// `--set tcp tcpfin udp`: a 0 leaves that timeout unchanged.
-    SetTimeouts(Timeouts),
+    SetTimeouts(TimeoutTriple),
     /// `-R`: read rules from stdin (see `restore`).
     Restore,
     StartDaemon(DaemonSpec),
@@ -249,7 +249,7 @@ impl MarkCmd {
 /// no port means every port) and `--list-marks` (no options). Errors exit 2, like `fail()`.
 fn parse_mark(cmd: MarkCmd, args: &[String], names: &dyn Names) -> Result<Command, ParseError> {
     let mut mark: Option<u32> = None;
-    let mut target: Option<(Proto, Ipv4Addr, u16, u16)> = None;
+    let mut target: Option<(ServiceProto, Ipv4Addr, u16, u16)> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if cmd == MarkCmd::List {
@@ -278,7 +278,11 @@ fn parse_mark(cmd: MarkCmd, args: &[String], names: &dyn Names) -> Result<Comman
                 "multiple 'service-address' options specified",
             ));
         }
-        let proto = if opt == 't' { Proto::Tcp } else { Proto::Udp };
+        let proto = if opt == 't' {
+            ServiceProto::Tcp
+        } else {
+            ServiceProto::Udp
+        };
         let (lo, hi, addr) = parse_mark_target(value, proto, names)
             .ok_or_else(|| ParseError::fail("illegal mark rule address[:port[-port]] specified"))?;
         target = Some((proto, addr, lo, hi));
@@ -313,7 +317,11 @@ fn parse_mark(cmd: MarkCmd, args: &[String], names: &dyn Names) -> Result<Comman
 }
 
 /// `ADDR`, `ADDR:PORT` or `ADDR:LO-HI` (ports numeric or, alone, a service name).
-fn parse_mark_target(s: &str, proto: Proto, names: &dyn Names) -> Option<(u16, u16, Ipv4Addr)> {
+fn parse_mark_target(
+    s: &str,
+    proto: ServiceProto,
+    names: &dyn Names,
+) -> Option<(u16, u16, Ipv4Addr)> {
     // As parse_service: digits alone are a port, not a host.
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -823,7 +831,7 @@ struct Parser<'a> {
     options: u64,
     format: ListFormat,
     // service
-    proto: Option<Proto>,
+    proto: Option<ServiceProto>,
     svc_af: Af,
     svc_addr: Ipv4Addr,
     svc_port: u16,
@@ -854,7 +862,7 @@ struct Parser<'a> {
     mcast_group: Option<String>,
     mcast_port: Option<u16>,
     mcast_ttl: Option<u8>,
-    timeouts: Timeouts,
+    timeouts: TimeoutTriple,
 }
 
 impl<'a> Parser<'a> {
@@ -895,7 +903,7 @@ impl<'a> Parser<'a> {
             mcast_group: None,
             mcast_port: None,
             mcast_ttl: None,
-            timeouts: Timeouts {
+            timeouts: TimeoutTriple {
                 tcp: 0,
                 tcpfin: 0,
                 udp: 0,
@@ -995,7 +1003,7 @@ impl<'a> Parser<'a> {
             else {
                 return Err(ParseError::fail("--set option requires 3 timeout values"));
             };
-            self.timeouts = Timeouts {
+            self.timeouts = TimeoutTriple {
                 tcp: parse_timeout(&a, 0, MAX_TIMEOUT)?,
                 tcpfin: parse_timeout(&b, 0, MAX_TIMEOUT)?,
                 udp: parse_timeout(&c, 0, MAX_TIMEOUT)?,
@@ -1025,9 +1033,9 @@ impl<'a> Parser<'a> {
             Opt::Tcp | Opt::Udp | Opt::Sctp => {
                 self.set_option(OPTC_SERVICE)?;
                 let proto = match opt {
-                    Opt::Tcp => Proto::Tcp,
-                    Opt::Udp => Proto::Udp,
-                    _ => Proto::Sctp,
+                    Opt::Tcp => ServiceProto::Tcp,
+                    Opt::Udp => ServiceProto::Udp,
+                    _ => ServiceProto::Sctp,
                 };
                 self.proto = Some(proto);
                 let Some(ep) = parse_service(&a, Some(proto), self.names) else {
@@ -1045,7 +1053,7 @@ impl<'a> Parser<'a> {
                 self.set_option(OPTC_SERVICE)?;
                 // ipvsadm stores TCP/IPv4 for fwmark services.
                 self.svc_af = Af::V4;
-                self.proto = Some(Proto::Tcp);
+                self.proto = Some(ServiceProto::Tcp);
                 self.fwmark = parse_fwmark(&a)?;
             }
             Opt::Scheduler => {
@@ -1369,14 +1377,14 @@ impl<'a> Parser<'a> {
     fn service_key(&self) -> ServiceKey {
         if self.fwmark != 0 {
             return ServiceKey {
-                proto: Proto::Fwmark,
+                proto: ServiceProto::Fwmark,
                 addr: Ipv4Addr::UNSPECIFIED,
                 port: 0,
                 fwmark: self.fwmark,
             };
         }
         ServiceKey {
-            proto: self.proto.unwrap_or(Proto::Tcp),
+            proto: self.proto.unwrap_or(ServiceProto::Tcp),
             addr: self.svc_addr,
             port: self.svc_port,
             fwmark: 0,
@@ -1393,7 +1401,7 @@ impl<'a> Parser<'a> {
                     "Zero port specified for non-persistent service",
                 ));
             }
-            if self.ops && self.fwmark == 0 && self.proto != Some(Proto::Udp) {
+            if self.ops && self.fwmark == 0 && self.proto != Some(ServiceProto::Udp) {
                 return Err(ParseError::fail(
                     "One-Packet Scheduling is only for UDP virtual services",
                 ));
@@ -1604,7 +1612,7 @@ fn parse_sched_flags(sched: &str, arg: &str) -> Result<u32, ParseError> {
 /// ipvsadm's `parse_service`: `host[:port]` or `[v6addr]:port`. Numbers come first (whole-string
 /// decimal port, `inet_aton` address), then names through `names`. A digits-only string is
 /// refused (it is a port, not a host).
-fn parse_service(buf: &str, proto: Option<Proto>, names: &dyn Names) -> Option<Endpoint> {
+fn parse_service(buf: &str, proto: Option<ServiceProto>, names: &dyn Names) -> Option<Endpoint> {
     if buf.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -6,7 +6,7 @@ use super::args::{Command, ListTarget};
 use super::format;
 use super::names::{Names, NumericNames};
 use super::restore::parse_restore_with;
-use crate::model::{ConnEntry, ListSnapshot, MarkRuleEntry, Timeouts};
+use crate::model::{ConnEntry, ListSnapshot, MarkRuleEntry, TimeoutTriple};
 use crate::proto::{request_of, DestRef, Request, Response, ServiceRef};
 use serde::de::DeserializeOwned;
 
@@ -179,7 +179,7 @@ fn run(
                     }))
                 }
                 ListTarget::Timeout => {
-                    let (t, raw): (Timeouts, _) = fetch(call, &Request::GetTimeouts)?;
+                    let (t, raw): (TimeoutTriple, _) = fetch(call, &Request::GetTimeouts)?;
                     Ok(Outcome::out(if opts.json {
                         pretty(&raw)
                     } else {

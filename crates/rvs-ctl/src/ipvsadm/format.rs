@@ -13,9 +13,9 @@
 
 use super::names::{truncate_bytes, Names};
 use crate::model::{
-    ConnEntry, DaemonEntry, DaemonState, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, Proto,
-    ServiceEntry, Timeouts, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
-    SVC_F_SCHED_MASK,
+    ConnEntry, DaemonEntry, DaemonState, DestEntry, Fwd, ListSnapshot, MarkRuleEntry, ServiceEntry,
+    ServiceProto, TimeoutTriple, TunCsum, TunType, TunnelInfo, SVC_F_SCHED1, SVC_F_SCHED2,
+    SVC_F_SCHED3, SVC_F_SCHED_MASK,
 };
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -122,7 +122,7 @@ pub fn largenum(v: u64, exact: bool) -> String {
 fn addrport(
     addr: Ipv4Addr,
     port: u16,
-    proto: Option<Proto>,
+    proto: Option<ServiceProto>,
     numeric: bool,
     names: &dyn Names,
 ) -> String {
@@ -140,7 +140,7 @@ fn addrport(
 }
 
 fn is_fwmark(svc: &ServiceEntry) -> bool {
-    svc.proto == Proto::Fwmark
+    svc.proto == ServiceProto::Fwmark
 }
 
 /// The service part of a line: `TCP  1.2.3.4:80` / `FWM  5`, or `-t 1.2.3.4:80` / `-f 5` for -S.
@@ -157,16 +157,16 @@ fn svc_name(svc: &ServiceEntry, rule: bool, numeric: bool, names: &dyn Names) ->
     let vname = addrport(svc.addr, svc.port, Some(svc.proto), numeric, names);
     if rule {
         let opt = match svc.proto {
-            Proto::Tcp | Proto::Fwmark => "-t",
-            Proto::Udp => "-u",
-            Proto::Sctp => "--sctp-service",
+            ServiceProto::Tcp | ServiceProto::Fwmark => "-t",
+            ServiceProto::Udp => "-u",
+            ServiceProto::Sctp => "--sctp-service",
         };
         format!("{} {}", opt, vname)
     } else {
         let p = match svc.proto {
-            Proto::Tcp | Proto::Fwmark => "TCP",
-            Proto::Udp => "UDP",
-            Proto::Sctp => "SCTP",
+            ServiceProto::Tcp | ServiceProto::Fwmark => "TCP",
+            ServiceProto::Udp => "UDP",
+            ServiceProto::Sctp => "SCTP",
         };
         truncate_bytes(&format!("{:<4} {}", p, vname), 33).to_string()
     }
@@ -483,11 +483,11 @@ pub fn save(services: &[ServiceEntry], numeric: bool, names: &dyn Names) -> Stri
     out
 }
 
-fn conn_proto(p: &str) -> Option<Proto> {
+fn conn_proto(p: &str) -> Option<ServiceProto> {
     match p {
-        "TCP" => Some(Proto::Tcp),
-        "UDP" => Some(Proto::Udp),
-        "SCTP" => Some(Proto::Sctp),
+        "TCP" => Some(ServiceProto::Tcp),
+        "UDP" => Some(ServiceProto::Udp),
+        "SCTP" => Some(ServiceProto::Sctp),
         _ => None,
     }
 }
@@ -536,7 +536,7 @@ pub fn list_conns(conns: &[ConnEntry], fmt: &ListFormat, names: &dyn Names) -> S
 }
 
 /// `-L --timeout`.
-pub fn timeouts(t: &Timeouts) -> String {
+pub fn timeouts(t: &TimeoutTriple) -> String {
     // ipvsadm prints them with %d.
     format!(
         "Timeout (tcp tcpfin udp): {} {} {}\n",
@@ -580,7 +580,7 @@ pub fn mark_rules(rules: &[MarkRuleEntry]) -> String {
     let mut out = String::new();
     for r in rules {
         let opt = match r.proto {
-            Proto::Udp => "-u",
+            ServiceProto::Udp => "-u",
             _ => "-t",
         };
         let _ = write!(out, "--add-mark -f {} {} {}", r.mark, opt, r.vaddr);

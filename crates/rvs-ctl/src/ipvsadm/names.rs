@@ -2,7 +2,7 @@
 //! `inet_aton` (short and octal/hex forms), `strtol`-based range checks, `atoi`, and the
 //! `/etc/services` / `/etc/hosts` lookups, behind the [`Names`] trait so tests stay pure.
 
-use crate::model::Proto;
+use crate::model::ServiceProto;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 /// Name lookups in both directions. Every method may answer `None` ("no such name"), which makes
@@ -12,11 +12,11 @@ pub trait Names {
     /// rejects.
     fn host_to_addr(&self, name: &str) -> Option<Ipv4Addr>;
     /// Port of a service name for a protocol (`getservbyname`).
-    fn service_to_port(&self, name: &str, proto: Proto) -> Option<u16>;
+    fn service_to_port(&self, name: &str, proto: ServiceProto) -> Option<u16>;
     /// Reverse host lookup (`gethostbyaddr`), used by listings without `-n`.
     fn addr_to_host(&self, addr: Ipv4Addr) -> Option<String>;
     /// Service name of a port (`getservbyport`), used by listings without `-n`.
-    fn port_to_service(&self, port: u16, proto: Proto) -> Option<String>;
+    fn port_to_service(&self, port: u16, proto: ServiceProto) -> Option<String>;
 }
 
 /// Knows no names at all: numeric input only, numeric output. Pure and fast; what `-n` needs.
@@ -27,23 +27,23 @@ impl Names for NumericNames {
     fn host_to_addr(&self, _name: &str) -> Option<Ipv4Addr> {
         None
     }
-    fn service_to_port(&self, _name: &str, _proto: Proto) -> Option<u16> {
+    fn service_to_port(&self, _name: &str, _proto: ServiceProto) -> Option<u16> {
         None
     }
     fn addr_to_host(&self, _addr: Ipv4Addr) -> Option<String> {
         None
     }
-    fn port_to_service(&self, _port: u16, _proto: Proto) -> Option<String> {
+    fn port_to_service(&self, _port: u16, _proto: ServiceProto) -> Option<String> {
         None
     }
 }
 
 /// Protocol name as `/etc/services` spells it. Fwmark services are stored as TCP by ipvsadm.
-fn proto_name(proto: Proto) -> &'static str {
+fn proto_name(proto: ServiceProto) -> &'static str {
     match proto {
-        Proto::Tcp | Proto::Fwmark => "tcp",
-        Proto::Udp => "udp",
-        Proto::Sctp => "sctp",
+        ServiceProto::Tcp | ServiceProto::Fwmark => "tcp",
+        ServiceProto::Udp => "udp",
+        ServiceProto::Sctp => "sctp",
     }
 }
 
@@ -96,7 +96,7 @@ impl ServicesDb {
     }
 
     /// `getservbyname`: the first entry of that protocol whose name or alias matches.
-    pub fn port_of(&self, name: &str, proto: Proto) -> Option<u16> {
+    pub fn port_of(&self, name: &str, proto: ServiceProto) -> Option<u16> {
         let p = proto_name(proto);
         self.lines
             .iter()
@@ -105,7 +105,7 @@ impl ServicesDb {
     }
 
     /// `getservbyport`: the official name of the first entry with that port and protocol.
-    pub fn name_of(&self, port: u16, proto: Proto) -> Option<&str> {
+    pub fn name_of(&self, port: u16, proto: ServiceProto) -> Option<&str> {
         let p = proto_name(proto);
         self.lines
             .iter()
@@ -184,13 +184,13 @@ impl Names for SystemNames {
             SocketAddr::V6(_) => None,
         })
     }
-    fn service_to_port(&self, name: &str, proto: Proto) -> Option<u16> {
+    fn service_to_port(&self, name: &str, proto: ServiceProto) -> Option<u16> {
         self.services.port_of(name, proto)
     }
     fn addr_to_host(&self, addr: Ipv4Addr) -> Option<String> {
         self.hosts.name_of(addr).map(str::to_string)
     }
-    fn port_to_service(&self, port: u16, proto: Proto) -> Option<String> {
+    fn port_to_service(&self, port: u16, proto: ServiceProto) -> Option<String> {
         self.services.name_of(port, proto).map(str::to_string)
     }
 }

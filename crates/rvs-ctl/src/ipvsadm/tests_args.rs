@@ -69,13 +69,13 @@ impl Names for FakeNames {
     fn host_to_addr(&self, name: &str) -> Option<Ipv4Addr> {
         self.hosts.get(name).copied()
     }
-    fn service_to_port(&self, name: &str, proto: Proto) -> Option<u16> {
+    fn service_to_port(&self, name: &str, proto: ServiceProto) -> Option<u16> {
         self.services.port_of(name, proto)
     }
     fn addr_to_host(&self, addr: Ipv4Addr) -> Option<String> {
         self.reverse.get(&addr).map(|s| s.to_string())
     }
-    fn port_to_service(&self, port: u16, proto: Proto) -> Option<String> {
+    fn port_to_service(&self, port: u16, proto: ServiceProto) -> Option<String> {
         self.services.name_of(port, proto).map(str::to_string)
     }
 }
@@ -105,7 +105,7 @@ fn ip(s: &str) -> Ipv4Addr {
 
 fn tcp(addr: &str, port: u16) -> ServiceKey {
     ServiceKey {
-        proto: Proto::Tcp,
+        proto: ServiceProto::Tcp,
         addr: ip(addr),
         port,
         fwmark: 0,
@@ -114,14 +114,14 @@ fn tcp(addr: &str, port: u16) -> ServiceKey {
 
 fn udp(addr: &str, port: u16) -> ServiceKey {
     ServiceKey {
-        proto: Proto::Udp,
+        proto: ServiceProto::Udp,
         ..tcp(addr, port)
     }
 }
 
 fn fwm(mark: u32) -> ServiceKey {
     ServiceKey {
-        proto: Proto::Fwmark,
+        proto: ServiceProto::Fwmark,
         addr: Ipv4Addr::UNSPECIFIED,
         port: 0,
         fwmark: mark,
@@ -502,7 +502,7 @@ fn add_service_forms() {
         add(spec(udp("10.0.0.1", 53), "wlc"))
     );
     let sctp = ServiceKey {
-        proto: Proto::Sctp,
+        proto: ServiceProto::Sctp,
         ..tcp("10.0.0.1", 5672)
     };
     assert_eq!(p("-A --sctp-service 10.0.0.1:amqp"), add(spec(sctp, "wlc")));
@@ -894,7 +894,7 @@ fn list_and_other_commands() {
     );
     assert_eq!(
         p("--set 1 2 3"),
-        Ok(Command::SetTimeouts(Timeouts {
+        Ok(Command::SetTimeouts(TimeoutTriple {
             tcp: 1,
             tcpfin: 2,
             udp: 3
@@ -902,7 +902,7 @@ fn list_and_other_commands() {
     );
     assert_eq!(
         p("--set 0 0 2678400"),
-        Ok(Command::SetTimeouts(Timeouts {
+        Ok(Command::SetTimeouts(TimeoutTriple {
             tcp: 0,
             tcpfin: 0,
             udp: 2678400
@@ -1042,7 +1042,7 @@ fn mark_rule_commands() {
         p("--add-mark -f 7 -t 10.0.0.1:8000-8010"),
         Ok(Command::AddMarkRule(rule(
             7,
-            Proto::Tcp,
+            ServiceProto::Tcp,
             "10.0.0.1",
             8000,
             8010
@@ -1052,7 +1052,7 @@ fn mark_rule_commands() {
         p("--del-mark --udp-service 10.0.0.1:53 --fwmark-service 9"),
         Ok(Command::DeleteMarkRule(rule(
             9,
-            Proto::Udp,
+            ServiceProto::Udp,
             "10.0.0.1",
             53,
             53
@@ -1063,7 +1063,7 @@ fn mark_rule_commands() {
         p("--add-mark -f 1 -t vip.example.com:http"),
         Ok(Command::AddMarkRule(rule(
             1,
-            Proto::Tcp,
+            ServiceProto::Tcp,
             "10.0.0.1",
             80,
             80
@@ -1073,7 +1073,7 @@ fn mark_rule_commands() {
         p("--add-mark -f 1 -u 10.0.0.1"),
         Ok(Command::AddMarkRule(rule(
             1,
-            Proto::Udp,
+            ServiceProto::Udp,
             "10.0.0.1",
             0,
             65535

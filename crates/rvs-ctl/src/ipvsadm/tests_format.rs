@@ -34,7 +34,7 @@ fn rates(v: [u64; 5]) -> Rates {
 
 #[allow(clippy::too_many_arguments)]
 fn svc(
-    proto: Proto,
+    proto: ServiceProto,
     addr: &str,
     port: u16,
     fwmark: u32,
@@ -96,7 +96,17 @@ const HOST: &str = "255.255.255.255";
 /// a persistent port-0 service and a fwmark service. Listed in the order a kernel might return
 /// it (unsorted) so sorting is exercised.
 fn g1() -> ListSnapshot {
-    let mut a = svc(Proto::Tcp, "10.0.0.1", 80, 0, "rr", 0, None, HOST, false);
+    let mut a = svc(
+        ServiceProto::Tcp,
+        "10.0.0.1",
+        80,
+        0,
+        "rr",
+        0,
+        None,
+        HOST,
+        false,
+    );
     a.stats = stats([100, 2000, 1500, 123456789, 987654321]);
     a.rates = rates([1, 2, 3, 4, 5]);
     let mut d2 = dest("192.168.10.2", 8080, Fwd::Tunnel, 65535, 100, 10, 0, 0, 0);
@@ -111,10 +121,20 @@ fn g1() -> ListSnapshot {
     ]);
     d1.rates = rates([1, 2, 3, 4, 5]);
     a.dests = vec![d2, d1];
-    let mut b = svc(Proto::Udp, "10.0.0.2", 53, 0, "sh", 0x18, None, HOST, false);
+    let mut b = svc(
+        ServiceProto::Udp,
+        "10.0.0.2",
+        53,
+        0,
+        "sh",
+        0x18,
+        None,
+        HOST,
+        false,
+    );
     b.dests = vec![dest("192.168.10.3", 53, Fwd::Route, 0, 0, 0, 0, 4, 1)];
     let mut c = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "100.0.0.1",
         0,
         0,
@@ -132,7 +152,17 @@ fn g1() -> ListSnapshot {
         100_000_000_000_000,
     ]);
     c.rates = rates([4294967295, 100_000_000, 999_999_999, 1_000_000_000, 0]);
-    let d = svc(Proto::Fwmark, "0.0.0.0", 0, 5, "lc", 0, None, HOST, false);
+    let d = svc(
+        ServiceProto::Fwmark,
+        "0.0.0.0",
+        0,
+        5,
+        "lc",
+        0,
+        None,
+        HOST,
+        false,
+    );
     ListSnapshot {
         conn_tab_size: 4096,
         services: vec![a, b, c, d],
@@ -144,7 +174,7 @@ fn g1() -> ListSnapshot {
 /// server, sh/mh flag names (flag-3 hidden for them), negative weight and u32::MAX counters.
 fn g2() -> ListSnapshot {
     let mut a = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "10.0.0.1",
         80,
         0,
@@ -160,7 +190,7 @@ fn g2() -> ListSnapshot {
         dest("10.0.0.2", 79, Fwd::Masq, 5, 0, 0, 0, 0, 0),
     ];
     let b = svc(
-        Proto::Udp,
+        ServiceProto::Udp,
         "10.0.0.1",
         5060,
         0,
@@ -170,10 +200,20 @@ fn g2() -> ListSnapshot {
         HOST,
         true,
     );
-    let mut c = svc(Proto::Sctp, "10.0.0.3", 80, 0, "rr", 0, None, HOST, false);
+    let mut c = svc(
+        ServiceProto::Sctp,
+        "10.0.0.3",
+        80,
+        0,
+        "rr",
+        0,
+        None,
+        HOST,
+        false,
+    );
     c.dests = vec![dest("10.0.1.2", 80, Fwd::Masq, 5, 0, 0, 0, 0, 0)];
     let mut d = svc(
-        Proto::Fwmark,
+        ServiceProto::Fwmark,
         "0.0.0.0",
         0,
         100,
@@ -185,7 +225,7 @@ fn g2() -> ListSnapshot {
     );
     d.dests = vec![dest("10.0.0.2", 0, Fwd::Local, 5, 0, 0, 0, 0, 0)];
     let e = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "10.0.0.1",
         443,
         0,
@@ -196,7 +236,7 @@ fn g2() -> ListSnapshot {
         false,
     );
     let f = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "10.0.0.1",
         444,
         0,
@@ -207,7 +247,7 @@ fn g2() -> ListSnapshot {
         false,
     );
     let g = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "10.0.0.1",
         445,
         0,
@@ -217,9 +257,19 @@ fn g2() -> ListSnapshot {
         HOST,
         false,
     );
-    let h = svc(Proto::Tcp, "10.0.0.1", 1, 0, "sh", 0x20, None, HOST, false);
+    let h = svc(
+        ServiceProto::Tcp,
+        "10.0.0.1",
+        1,
+        0,
+        "sh",
+        0x20,
+        None,
+        HOST,
+        false,
+    );
     let i = svc(
-        Proto::Tcp,
+        ServiceProto::Tcp,
         "10.0.0.1",
         7,
         0,
@@ -229,7 +279,17 @@ fn g2() -> ListSnapshot {
         "0.0.0.0",
         false,
     );
-    let mut j = svc(Proto::Udp, "10.0.0.1", 0, 0, "rr", 0, Some(7), HOST, false);
+    let mut j = svc(
+        ServiceProto::Udp,
+        "10.0.0.1",
+        0,
+        0,
+        "rr",
+        0,
+        Some(7),
+        HOST,
+        false,
+    );
     let mut j1 = dest(
         "1.2.3.4",
         65535,
@@ -416,7 +476,17 @@ fn single_service_and_nosort() {
 fn true_unsigned_order_is_a_deliberate_difference() {
     // ipvsadm lists 200.0.0.1 before 10.0.0.1, fwmark 4294967295 before every address service
     // and 10.0.0.9 after 192.168.10.2 (int subtraction). rvsadm sorts unsigned.
-    let mut hi = svc(Proto::Tcp, "200.0.0.1", 80, 0, "rr", 0, None, HOST, false);
+    let mut hi = svc(
+        ServiceProto::Tcp,
+        "200.0.0.1",
+        80,
+        0,
+        "rr",
+        0,
+        None,
+        HOST,
+        false,
+    );
     hi.dests = vec![
         dest("200.1.1.1", 80, Fwd::Masq, 1, 0, 0, 0, 0, 0),
         dest("10.0.0.9", 80, Fwd::Masq, 1, 0, 0, 0, 0, 0),
@@ -426,7 +496,7 @@ fn true_unsigned_order_is_a_deliberate_difference() {
         conn_tab_size: 4096,
         services: vec![
             svc(
-                Proto::Fwmark,
+                ServiceProto::Fwmark,
                 "0.0.0.0",
                 0,
                 u32::MAX,
@@ -437,7 +507,17 @@ fn true_unsigned_order_is_a_deliberate_difference() {
                 false,
             ),
             hi,
-            svc(Proto::Tcp, "10.0.0.1", 80, 0, "rr", 0, None, HOST, false),
+            svc(
+                ServiceProto::Tcp,
+                "10.0.0.1",
+                80,
+                0,
+                "rr",
+                0,
+                None,
+                HOST,
+                false,
+            ),
         ],
         total: None,
     };
@@ -469,7 +549,17 @@ fn true_unsigned_order_is_a_deliberate_difference() {
 fn tunnel_info_and_rules() {
     // Formats from ipvsadm 1.31's fwd_tun_info / print_tunnel_rule (the fake kernel interface
     // used for the other goldens cannot carry tunnel attributes).
-    let mut s = svc(Proto::Tcp, "10.0.0.1", 80, 0, "rr", 0, None, HOST, false);
+    let mut s = svc(
+        ServiceProto::Tcp,
+        "10.0.0.1",
+        80,
+        0,
+        "rr",
+        0,
+        None,
+        HOST,
+        false,
+    );
     let mut gue = dest("10.0.1.1", 80, Fwd::Tunnel, 2, 0, 0, 1, 2, 0);
     gue.tunnel = Some(TunnelInfo {
         tun_type: TunType::Gue,
@@ -533,7 +623,7 @@ fn persistence_engine_placement() {
     // From the ipvsadm source: " pe %s" sits inside the persistent part of a listing, while -S
     // prints " --pe %s" after -p/-M (not verifiable with the fake kernel interface).
     let mut s = svc(
-        Proto::Udp,
+        ServiceProto::Udp,
         "10.0.0.1",
         5060,
         0,
@@ -684,11 +774,11 @@ fn connection_listing() {
 #[test]
 fn timeouts_daemon_header_version() {
     assert_eq!(
-        timeouts(&Timeouts::default()),
+        timeouts(&TimeoutTriple::default()),
         "Timeout (tcp tcpfin udp): 900 120 300\n"
     );
     assert_eq!(
-        timeouts(&Timeouts {
+        timeouts(&TimeoutTriple {
             tcp: 2678400,
             tcpfin: 0,
             udp: 1

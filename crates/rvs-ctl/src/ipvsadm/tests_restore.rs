@@ -19,7 +19,7 @@ fn restore(input: &str) -> Result<Vec<(usize, Command)>, RestoreError> {
 
 fn key(addr: &str, port: u16) -> ServiceKey {
     ServiceKey {
-        proto: Proto::Tcp,
+        proto: ServiceProto::Tcp,
         addr: ip(addr),
         port,
         fwmark: 0,
@@ -231,7 +231,7 @@ fn round_trip(services: &[ServiceEntry], numeric: bool, names: &dyn super::names
     );
 }
 
-fn entry(proto: Proto, addr: &str, port: u16, sched: &str) -> ServiceEntry {
+fn entry(proto: ServiceProto, addr: &str, port: u16, sched: &str) -> ServiceEntry {
     ServiceEntry {
         proto,
         addr: ip(addr),
@@ -268,7 +268,7 @@ fn dest_entry(addr: &str, port: u16, fwd: Fwd, weight: i32) -> DestEntry {
 
 #[test]
 fn round_trip_fixed_models() {
-    let mut a = entry(Proto::Tcp, "10.0.0.1", 80, "wrr");
+    let mut a = entry(ServiceProto::Tcp, "10.0.0.1", 80, "wrr");
     a.persistent = Some(300);
     a.netmask = ip("255.255.255.0");
     a.dests = vec![
@@ -277,16 +277,16 @@ fn round_trip_fixed_models() {
         dest_entry("192.168.10.3", 80, Fwd::Local, 5),
         dest_entry("192.168.10.4", 80, Fwd::Tunnel, 2147483647),
     ];
-    let mut b = entry(Proto::Udp, "10.0.0.1", 53, "sh");
+    let mut b = entry(ServiceProto::Udp, "10.0.0.1", 53, "sh");
     b.flags = SVC_F_SCHED1 | SVC_F_SCHED2;
     b.ops = true;
-    let mut c = entry(Proto::Fwmark, "0.0.0.0", 0, "mh");
+    let mut c = entry(ServiceProto::Fwmark, "0.0.0.0", 0, "mh");
     c.fwmark = 2147483647;
     c.flags = SVC_F_SCHED2;
     c.persistent = Some(2678400);
     c.pe_name = Some("sip".to_string());
     c.dests = vec![dest_entry("192.168.10.5", 0, Fwd::Masq, 1)];
-    let mut d = entry(Proto::Sctp, "10.0.0.9", 0, "rr");
+    let mut d = entry(ServiceProto::Sctp, "10.0.0.9", 0, "rr");
     d.persistent = Some(1);
     d.flags = SVC_F_SCHED3;
     let mut g = dest_entry("192.168.10.6", 0, Fwd::Tunnel, 1);
@@ -304,10 +304,10 @@ fn round_trip_fixed_models() {
 
 fn arb_service() -> impl Strategy<Value = ServiceEntry> {
     let proto = prop_oneof![
-        Just(Proto::Tcp),
-        Just(Proto::Udp),
-        Just(Proto::Sctp),
-        Just(Proto::Fwmark)
+        Just(ServiceProto::Tcp),
+        Just(ServiceProto::Udp),
+        Just(ServiceProto::Sctp),
+        Just(ServiceProto::Fwmark)
     ];
     (
         proto,
@@ -336,7 +336,7 @@ fn arb_service() -> impl Strategy<Value = ServiceEntry> {
         .prop_map(
             |(proto, addr, port, mark, si, fl, pers, mask, ops, pe, dests)| {
                 let sched = rvs_lb::sched::NAMES[si].to_string();
-                let fwmark = proto == Proto::Fwmark;
+                let fwmark = proto == ServiceProto::Fwmark;
                 // sh/mh never print flag-3, so it cannot survive -S for them.
                 let mut flags = fl << 3;
                 if sched == "sh" || sched == "mh" {
@@ -368,7 +368,7 @@ fn arb_service() -> impl Strategy<Value = ServiceEntry> {
                         Ipv4Addr::BROADCAST
                     },
                     pe_name: pe.then(|| "sip".to_string()),
-                    ops: ops && matches!(proto, Proto::Udp | Proto::Fwmark),
+                    ops: ops && matches!(proto, ServiceProto::Udp | ServiceProto::Fwmark),
                     stats: Stats::default(),
                     rates: Rates::default(),
                     dests: Vec::new(),
