@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum ApplianceConfigError {
     #[error("cannot read {path}: {err}")]
     Read { path: String, err: std::io::Error },
     #[error("{path}: {msg}")]
@@ -311,7 +311,7 @@ impl Interface {
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct ApplianceConfig {
     pub path: PathBuf,
     pub eal: EalConfig,
     pub public: Interface,
@@ -322,22 +322,22 @@ pub struct Config {
     pub rules: RulesConfig,
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+impl ApplianceConfig {
+    pub fn load(path: &Path) -> Result<ApplianceConfig, ApplianceConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ApplianceConfigError::Read {
             path: path.display().to_string(),
             err,
         })?;
         Self::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<ApplianceConfig, ApplianceConfigError> {
         let p = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ApplianceConfigError::Parse {
             path: p.clone(),
             msg: one_line(&e.to_string()),
         })?;
-        let invalid = |msg: String| ConfigError::Invalid {
+        let invalid = |msg: String| ApplianceConfigError::Invalid {
             path: p.clone(),
             msg,
         };
@@ -380,7 +380,7 @@ impl Config {
         if raw.control.socket.as_os_str().is_empty() || !raw.control.socket.is_absolute() {
             return Err(invalid("control.socket must be an absolute path".into()));
         }
-        Ok(Config {
+        Ok(ApplianceConfig {
             path: path.to_path_buf(),
             eal: raw.eal,
             public,
@@ -546,8 +546,8 @@ addresses = ["192.168.8.13/24"]
 count = 2
 "#;
 
-    fn parse(s: &str) -> Result<Config, ConfigError> {
-        Config::parse(s, Path::new("t.toml"))
+    fn parse(s: &str) -> Result<ApplianceConfig, ApplianceConfigError> {
+        ApplianceConfig::parse(s, Path::new("t.toml"))
     }
 
     #[test]

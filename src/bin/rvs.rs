@@ -36,7 +36,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match rvs::config::Config::load(&args.config) {
+    let cfg = match rvs::config::ApplianceConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rvs: error: config {e}");

@@ -4,7 +4,7 @@
 use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
 use super::report::{HwPortCounters, NeighRow, PortCountersSnapshot};
 use super::server::{self, Handler};
-use crate::config::{Config, Interface};
+use crate::config::{ApplianceConfig, Interface};
 use crate::dataplane::l3::PortInfo;
 use crate::dataplane::neigh::{NeighActions, NeighTable, NeighTimers};
 use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
@@ -25,7 +25,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::config::ApplianceConfigError),
     #[error("{0}")]
     Control(#[from] server::ServerError),
     #[error("{0}")]
@@ -35,7 +35,7 @@ pub enum AppError {
 }
 
 /// Checks what can be checked before EAL touches anything.
-fn precheck(cfg: &Config) -> Result<(), AppError> {
+fn precheck(cfg: &ApplianceConfig) -> Result<(), AppError> {
     for (role, i) in [("public", &cfg.public), ("private", &cfg.private)] {
         if let Some(ifname) = i.kernel_iface() {
             if !std::path::Path::new("/sys/class/net").join(ifname).exists() {
@@ -611,7 +611,7 @@ impl MgmtTx {
 }
 
 /// Runs the appliance until SIGINT/SIGTERM. Returns after a clean shutdown.
-pub fn run(cfg: Config) -> Result<(), AppError> {
+pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
     precheck(&cfg)?;
     // Bind the control socket before EAL so "in use" fails fast and touches no device.
     let bound = server::bind(&cfg.control.socket, &cfg.control.group)?;
@@ -655,7 +655,7 @@ struct Appliance {
 }
 
 fn run_with_eal(
-    cfg: &Config,
+    cfg: &ApplianceConfig,
     bound: server::Bound,
     term: Arc<AtomicBool>,
     app: &mut Appliance,
