@@ -15,7 +15,7 @@ use nix::sys::socket::{
     SockType,
 };
 use nix::sys::time::TimeVal;
-use rvs::control::app::{bring_up_port, tx_offload_names, PortUp};
+use rvs::control::ports::{bring_up_port, tx_offload_names, PortUp};
 use rvs::dataplane::l3;
 use rvs::dpdk::{port, Burst, Eal, Mempool};
 use rvs::lb::PortRole;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use rvs::control::app::{bring_up_port, choose_steering, plan_rss, RssPlan};
+use rvs::control::ports::{bring_up_port, choose_steering, plan_rss, RssPlan};
 use rvs::dpdk::{port, Burst, Eal, Mempool};
 use rvs::lb::steer::{default_reta, Steer, RSS_KEY};
 use rvs::lb::PortRole;

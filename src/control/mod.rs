@@ -5,4 +5,5 @@
 //! DPDK; it is re-exported here under its old paths.
 
 pub mod app;
+pub mod ports;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};
