@@ -137,9 +137,6 @@ fn swap_macs(frame: &mut [u8]) {
     frame[6..12].copy_from_slice(&d);
 }
 
-/// The largest fragment offset the IPv4 header can carry, in 8-byte units (13 bits).
-const FRAG_OFFSET_UNITS_MAX: u16 = 0x1fff;
-
 /// How many fragments an IPv4 packet (`ip`, header at 0) needs for `mtu`: 1 when it fits or
 /// cannot be fragmented here, None when it is malformed or `mtu` is too small to carry data.
 pub fn fragments_needed(ip: &[u8], mtu: usize) -> Option<usize> {
@@ -186,7 +183,7 @@ pub fn write_fragment(
     let units = (p.frag_offset() as usize + start) / 8;
     // 13 bits of offset. `new_checked` already refuses a fragment running past 65535 bytes,
     // the only way to get here; never let a larger value spill into the flag bits.
-    if units > usize::from(FRAG_OFFSET_UNITS_MAX) {
+    if units > usize::from(crate::net::ipv4::FRAG_OFFSET_MASK) {
         return None;
     }
     let mf = !last || p.more_frags();

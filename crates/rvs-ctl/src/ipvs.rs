@@ -719,6 +719,7 @@ impl Core {
             .min()
             .unwrap_or(u64::MAX);
         let mut work = self.config.clone();
+        work.begin_batch();
         work.purge_trash(|t| {
             min_acked < t.removed_in || sum_dest(cores_iter(cores), t.dest.id).1.refcnt > 0
         });

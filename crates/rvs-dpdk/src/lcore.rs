@@ -116,14 +116,6 @@ impl LcoreGroup {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
     /// Stops and joins every job; their return codes in launch order.
     pub fn stop(mut self) -> Vec<i32> {
         self.stop_and_join()

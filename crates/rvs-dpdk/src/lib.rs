@@ -61,15 +61,16 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// The kind of a DPDK errno (positive or negative).
     pub fn of_errno(errno: i32) -> ErrorKind {
-        match errno.abs() {
-            libc_errno::ENODEV | libc_errno::ENOENT => ErrorKind::NotFound,
-            libc_errno::EINVAL | libc_errno::ERANGE => ErrorKind::InvalidArgument,
-            libc_errno::ENOTSUP | libc_errno::ENOSYS => ErrorKind::Unsupported,
-            libc_errno::ENOMEM | libc_errno::ENOBUFS | libc_errno::ENOSPC => ErrorKind::NoMemory,
-            libc_errno::EBUSY | libc_errno::EAGAIN => ErrorKind::Busy,
-            libc_errno::EEXIST => ErrorKind::AlreadyExists,
-            libc_errno::EPERM | libc_errno::EACCES => ErrorKind::PermissionDenied,
-            libc_errno::EIO => ErrorKind::Io,
+        use nix::errno::Errno as E;
+        match E::from_raw(errno.abs()) {
+            E::ENODEV | E::ENOENT => ErrorKind::NotFound,
+            E::EINVAL | E::ERANGE => ErrorKind::InvalidArgument,
+            E::ENOTSUP | E::ENOSYS => ErrorKind::Unsupported,
+            E::ENOMEM | E::ENOBUFS | E::ENOSPC => ErrorKind::NoMemory,
+            E::EBUSY | E::EAGAIN => ErrorKind::Busy,
+            E::EEXIST => ErrorKind::AlreadyExists,
+            E::EPERM | E::EACCES => ErrorKind::PermissionDenied,
+            E::EIO => ErrorKind::Io,
             _ => ErrorKind::Other,
         }
     }
@@ -90,26 +91,6 @@ mod error_tests {
         assert_eq!(ErrorKind::of_errno(1), ErrorKind::PermissionDenied);
         assert_eq!(ErrorKind::of_errno(-1001), ErrorKind::Other);
     }
-}
-
-/// The errno values DPDK returns (Linux numbering, as nix defines them).
-mod libc_errno {
-    use nix::errno::Errno;
-    pub const ENOENT: i32 = Errno::ENOENT as i32;
-    pub const EIO: i32 = Errno::EIO as i32;
-    pub const EAGAIN: i32 = Errno::EAGAIN as i32;
-    pub const ENOMEM: i32 = Errno::ENOMEM as i32;
-    pub const EACCES: i32 = Errno::EACCES as i32;
-    pub const EBUSY: i32 = Errno::EBUSY as i32;
-    pub const EEXIST: i32 = Errno::EEXIST as i32;
-    pub const ENODEV: i32 = Errno::ENODEV as i32;
-    pub const EINVAL: i32 = Errno::EINVAL as i32;
-    pub const ENOSPC: i32 = Errno::ENOSPC as i32;
-    pub const ERANGE: i32 = Errno::ERANGE as i32;
-    pub const ENOSYS: i32 = Errno::ENOSYS as i32;
-    pub const ENOBUFS: i32 = Errno::ENOBUFS as i32;
-    pub const ENOTSUP: i32 = Errno::ENOTSUP as i32;
-    pub const EPERM: i32 = Errno::EPERM as i32;
 }
 
 /// A DPDK call that failed: the operation, what kind of failure, the errno DPDK reported (0

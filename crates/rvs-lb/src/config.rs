@@ -297,14 +297,21 @@ pub struct WeightSummary {
 }
 
 impl WeightSummary {
-    pub fn of(dests: &[Dest]) -> WeightSummary {
-        let g = dests.iter().filter(|d| d.weight > 0).fold(0u64, |g, d| {
-            crate::sched::common::gcd(u64::from(d.weight), g)
-        });
+    /// Of a list's weights, as `ip_vs_wrr_gcd_weight` and `ip_vs_wrr_max_weight` compute them.
+    pub fn of_weights(weights: impl Iterator<Item = u32> + Clone) -> WeightSummary {
+        let g = weights
+            .clone()
+            .filter(|&w| w > 0)
+            .fold(0u64, |g, w| crate::sched::common::gcd(u64::from(w), g));
         WeightSummary {
-            gcd: u32::try_from(g).unwrap_or(1).max(1),
-            max: dests.iter().map(|d| d.weight).max().unwrap_or(0),
+            // A gcd of u32 weights is at most the largest of them.
+            gcd: g.max(1) as u32,
+            max: weights.max().unwrap_or(0),
         }
+    }
+
+    pub fn of(dests: &[Dest]) -> WeightSummary {
+        Self::of_weights(dests.iter().map(|d| d.weight))
     }
 }
 

@@ -20,7 +20,8 @@ impl Protocol {
 /// Flag bits in the flags/fragment-offset word.
 pub const FLAG_DF: u16 = 0x4000;
 pub const FLAG_MF: u16 = 0x2000;
-const FRAG_OFFSET_MASK: u16 = 0x1fff;
+/// The fragment offset field (13 bits, in 8-byte units) of the flags/offset word.
+pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
 mod field {
     pub const VER_IHL: usize = 0;

@@ -5,8 +5,8 @@
 //! OVERLOAD and has `weight >= cw`. Weights are read live at pick time; `di` and `mw` are computed
 //! at update time, like the kernel computes them when a dest is added, edited or removed.
 
-use super::common::gcd;
 use super::{DestView, Flow, SchedFlags, Scheduler};
+use crate::config::WeightSummary;
 use crate::Time;
 
 /// Weighted round-robin state (the kernel's `struct ip_vs_wrr_mark`).
@@ -33,12 +33,8 @@ impl Wrr {
 
     /// `ip_vs_wrr_dest_changed()`.
     fn dest_changed(&mut self, dests: &[DestView]) {
-        let g = dests
-            .iter()
-            .filter(|d| d.weight > 0)
-            .fold(0u64, |g, d| gcd(d.weight as u64, g));
-        let max = dests.iter().map(|d| d.weight as i64).max().unwrap_or(0);
-        self.changed_to(if g == 0 { 1 } else { g as i64 }, max);
+        let w = WeightSummary::of_weights(dests.iter().map(|d| d.weight));
+        self.changed_to(i64::from(w.gcd), i64::from(w.max));
     }
 
     /// The list changed; its positive weights' gcd is now `di` and its largest weight `max`.
@@ -69,12 +65,7 @@ impl Scheduler for Wrr {
 
     /// The kernel adjusts cw at every change, so a batch (an atomic restore) is replayed event
     /// by event: `ipvsadm -R` of the same lines leaves the kernel's wrr where this leaves rvs's.
-    fn update_after(
-        &mut self,
-        dests: &[DestView],
-        flags: SchedFlags,
-        changes: &[crate::config::WeightSummary],
-    ) {
+    fn update_after(&mut self, dests: &[DestView], flags: SchedFlags, changes: &[WeightSummary]) {
         if let Some((_, earlier)) = changes.split_last() {
             for c in earlier {
                 self.changed_to(i64::from(c.gcd), i64::from(c.max));
