@@ -1,4 +1,4 @@
-"""Tests of scripts/benchlib.py.
+"""Tests of scripts/benchlib.py (and of the helpers of scripts/lib.sh).
 
     /usr/bin/python3 -m unittest discover -s scripts/tests     (scripts/test.sh runs it)
 
@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -861,6 +862,44 @@ class Counters(unittest.TestCase):
         self.assertIs(benchlib.flag("false"), False)
         with self.assertRaises(Exception):
             benchlib.flag("yes")
+
+
+class ShellScripts(unittest.TestCase):
+    """scripts/*.sh parse, and scripts/lib.sh's helpers do what the scripts rely on."""
+
+    def bash(self, script):
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              cwd=os.path.dirname(SCRIPTS))
+
+    def test_scripts_parse(self):
+        for f in sorted(os.listdir(SCRIPTS)):
+            if f.endswith(".sh"):
+                with self.subTest(script=f):
+                    r = subprocess.run(["bash", "-n", os.path.join(SCRIPTS, f)], capture_output=True, text=True)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_lib(self):
+        r = self.bash('PROG=x; . scripts/lib.sh; echo "$ROOT|$BENCHLIB"; a=3; positive_ints a; '
+                      'benchlib sum 1 2; (die "bad --z"); echo "die $?"; (fail "broken"); echo "fail $?"; '
+                      'b=0; (positive_ints a b); echo "pos $?"; c=x1; (positive_ints c); echo "pos $?"; warn w')
+        root = os.path.realpath(os.path.dirname(SCRIPTS))
+        self.assertEqual(r.stdout, f"{root}|{root}/scripts/benchlib.py\n3\ndie 2\nfail 1\npos 2\npos 2\n")
+        self.assertEqual(r.stderr, "x: bad --z\nx: FAIL: broken\nx: --b must be a positive integer\n"
+                                   "x: --c must be a positive integer\nx: warning: w\n")
+
+    def test_lib_keeps_the_caller_alone(self):
+        # Sourcing changes neither the working directory nor the shell options.
+        r = self.bash('cd /tmp; set +e; . "$OLDPWD/scripts/lib.sh"; pwd; echo "$-"')
+        self.assertEqual(r.stdout.splitlines()[0], "/tmp")
+        self.assertNotIn("e", r.stdout.splitlines()[1])
+
+    def test_help_is_the_header(self):
+        for script, status in (("bench.sh", 2), ("bench-http.sh", 2), ("bench-latency.sh", 0)):
+            with self.subTest(script=script):
+                r = subprocess.run(["bash", os.path.join(SCRIPTS, script), "--help"], capture_output=True, text=True)
+                self.assertEqual(r.returncode, status, r.stderr)
+                self.assertIn("Usage: scripts/" + script, r.stdout)
+                self.assertNotIn("set -euo", r.stdout)
 
 
 if __name__ == "__main__":
