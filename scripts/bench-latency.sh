@@ -22,6 +22,7 @@ PROG=bench-latency
 . "$(dirname "$0")/lib.sh"
 
 conns=65536 duration=5 loads=10,50,90 cpus=0,0,1 results=$ROOT/bench-results warmup=1 smoke=0
+cmdline="scripts/bench-latency.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --conns) conns=$2; shift 2 ;;
@@ -160,4 +161,4 @@ done
 mkdir -p "$results"
 out="$results/latency-$conns-$(date -u +%Y%m%dT%H%M%SZ).json"
 benchlib latency-report --out "$out" --conns "$conns" --loads "$loads" --smoke "$smoke" \
-    --command "scripts/bench-latency.sh $*" "${rows[@]}"
+    --command "$cmdline" "${rows[@]}"
