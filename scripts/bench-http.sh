@@ -33,8 +33,10 @@
 #   --keep-lab       leave the lab up (with rvs) even if this script brought it up
 # Binaries: $RVS_BIN_DIR, else ${CARGO_TARGET_DIR:-target}/release.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+PROG=bench-http
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
 
 duration=10
 warmup=2
@@ -45,9 +47,6 @@ only=""
 results=bench-results
 keep_lab=0
 cmdline="scripts/bench-http.sh $*"
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
-die() { echo "bench-http: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -64,18 +63,13 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in duration threads connections timeout; do
-    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--$v must be a positive integer"
-done
+positive_ints duration threads connections timeout
 [[ $warmup =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer"
 [ "$connections" -ge "$threads" ] || die "--connections must be at least --threads"
 case "$only" in ""|rvs|kernel) ;; *) die "--only must be rvs or kernel" ;; esac
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-
-BIN=${RVS_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
-for b in rvs rvsadm; do
-    [ -x "$BIN/$b" ] || die "$BIN/$b not found: run 'cargo build --release' (or set RVS_BIN_DIR)"
-done
+need_root
+need_python
+need_bins rvs rvsadm
 export RVS_BIN="$BIN/rvs" RVSADM_BIN="$BIN/rvsadm"
 ADM="$BIN/rvsadm"
 LAB="$ROOT/scripts/lab.sh"
@@ -129,7 +123,7 @@ restore_lab() {
             if ip -n "$KNS" link show "$ifc" >/dev/null 2>&1; then
                 ip -n "$KNS" link set "$ifc" down || true
                 ip -n "$KNS" addr flush dev "$ifc" || true
-                ip -n "$KNS" link set "$ifc" netns $$ || echo "bench-http: cannot move $ifc back" >&2
+                ip -n "$KNS" link set "$ifc" netns $$ || echo "$PROG: cannot move $ifc back" >&2
             fi
         done
         ip netns del "$KNS" || true
@@ -142,7 +136,7 @@ restore_lab() {
                 ip addr flush dev "$ifc" || true
                 ip link set "$ifc" up
             else
-                echo "bench-http: $ifc is gone: the lab is broken, run scripts/lab.sh up" >&2
+                echo "$PROG: $ifc is gone: the lab is broken, run scripts/lab.sh up" >&2
             fi
         done
         kernel_up=0
@@ -160,7 +154,7 @@ cleanup() {
     elif [ $rvs_was_running -eq 1 ] || { [ $lab_was_up -eq 0 ] && [ $keep_lab -eq 1 ]; }; then
         if ! "$ADM" --stats-ports >/dev/null 2>&1; then
             bash "$LAB" start-rvs --workers "$rvs_workers" --driver "$rvs_driver" >/dev/null \
-                || { echo "bench-http: could not restart rvs" >&2; rc=1; }
+                || { echo "$PROG: could not restart rvs" >&2; rc=1; }
         fi
         if [ $rvs_was_running -eq 1 ] && "$ADM" --stats-ports >/dev/null 2>&1; then
             # The rules rvs had: services and real servers, mark rules, timeouts.
@@ -169,7 +163,7 @@ cleanup() {
                 [ ${#m[@]} -gt 0 ] && "$ADM" --del-mark "${m[@]:1}"
             done
             cat "$work/saved-marks" "$work/saved-services" | "$ADM" -R \
-                || { echo "bench-http: could not restore rvs's rules ($work)" >&2; rc=1; }
+                || { echo "$PROG: could not restore rvs's rules ($work)" >&2; rc=1; }
             read -r -a t < <(grep -o '[0-9]\+ [0-9]\+ [0-9]\+' "$work/saved-timeouts")
             [ ${#t[@]} -eq 3 ] && "$ADM" --set "${t[@]}"
             echo "== rvs running again with its rules"
@@ -177,7 +171,7 @@ cleanup() {
     elif [ $lab_was_up -eq 1 ] && [ $rvs_was_running -eq 0 ]; then
         bash "$LAB" stop-rvs   # this script started it
     fi
-    if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "bench-http: scratch directory kept: $work" >&2; fi
+    if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "$PROG: scratch directory kept: $work" >&2; fi
     exit $rc
 }
 trap cleanup EXIT
@@ -190,8 +184,6 @@ elif [ $rvs_was_running -eq 0 ] && [ "$only" != kernel ]; then
     echo "== starting rvs in the lab"
     bash "$LAB" start-rvs >/dev/null
 fi
-
-fail() { echo "bench-http: FAIL: $*" >&2; exit 1; }
 
 cat > "$work/count.lua" <<'EOF'
 -- Which real server answered (its body says "hello RS1" / "hello RS2"), and non-2xx answers;
@@ -229,8 +221,8 @@ end
 EOF
 
 check_vip() { # side: a few plain requests through the VIP must reach both real servers
-    local seen="" i body
-    for i in $(seq 1 20); do
+    local seen="" _ body
+    for _ in $(seq 1 20); do
         body=$(ip netns exec rvs-client curl -s -m 2 "http://$VIP/" || true)
         case "$body" in *"hello RS1"*) seen="$seen 1" ;; *"hello RS2"*) seen="$seen 2" ;; esac
         [[ $seen == *1* && $seen == *2* ]] && return 0
@@ -302,84 +294,6 @@ fi
 mkdir -p "$results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="$results/http-$stamp.json"
-python3 - "$work" "$out" "${sides[@]}" <<EOF
-import json, os, platform, re, sys
-work, out, sides = sys.argv[1], sys.argv[2], sys.argv[3:]
-label = {"rvs": "rvs (DPDK af_packet, rr)", "kernel": "kernel (nftables DNAT, numgen inc)"}
-res = {
-    "command": "$cmdline", "duration_s": $duration, "warmup_s": $warmup, "threads": $threads,
-    "connections": $connections, "timeout_s": $timeout, "url": "http://$VIP/",
-    "machine": {
-        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-        "online_cpus": os.cpu_count(), "kernel": platform.release(),
-        "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
-    },
-    "sides": {},
-}
-errors = []
-for s in sides:
-    txt = open(os.path.join(work, f"wrk-{s}.txt")).read()
-    w = json.loads(re.search(r"^WRKJSON (.*)$", txt, re.M).group(1))
-    c0 = [int(x) for x in open(os.path.join(work, f"cpu-{s}-before")).read().split()]
-    c1 = [int(x) for x in open(os.path.join(work, f"cpu-{s}-after")).read().split()]
-    d = [b - a for a, b in zip(c0, c1)]
-    total = d[4] or 1
-    w["requests_per_s"] = round(w["requests"] / (w["duration_us"] / 1e6), 1)
-    w["cpu"] = {"user": round(d[0] / total, 3), "system": round(d[1] / total, 3),
-                "idle": round(d[2] / total, 3), "irq_softirq": round(d[3] / total, 3)}
-    w["wrk_output"] = txt
-    res["sides"][s] = w
-    e = w["errors"]
-    sock = e["connect"] + e["read"] + e["write"] + e["timeout"]
-    if sock:
-        errors.append(f"{s}: socket errors {e}")
-    if e["status"] or w["non_2xx"]:
-        errors.append(f"{s}: {max(e['status'], w['non_2xx'])} non-2xx answers")
-    if w["by_rs"]["other"]:
-        errors.append(f"{s}: {w['by_rs']['other']} answers from neither real server")
-    if not w["by_rs"]["RS1"] or not w["by_rs"]["RS2"]:
-        errors.append(f"{s}: not both real servers answered {w['by_rs']}")
-    if w["requests"] == 0:
-        errors.append(f"{s}: no requests completed")
-if "rvs" in res["sides"]:
-    res["sides"]["rvs"]["rvsadm_list_stats"] = open(os.path.join(work, "rvs-list.txt")).read()
-if "kernel" in res["sides"]:
-    res["sides"]["kernel"]["nft_ruleset"] = open(os.path.join(work, "kernel-ruleset.txt")).read()
-if len(res["sides"]) == 2:
-    r, k = res["sides"]["rvs"], res["sides"]["kernel"]
-    res["rvs_over_kernel"] = {
-        "requests_per_s": round(r["requests_per_s"] / k["requests_per_s"], 3) if k["requests_per_s"] else None,
-        "latency_p50": round(r["latency_us"]["p50"] / k["latency_us"]["p50"], 3) if k["latency_us"]["p50"] else None,
-        "latency_p99": round(r["latency_us"]["p99"] / k["latency_us"]["p99"], 3) if k["latency_us"]["p99"] else None,
-    }
-res["ok"] = not errors
-res["errors"] = errors
-json.dump(res, open(out, "w"), indent=2)
-
-cols = [s for s in ("rvs", "kernel") if s in res["sides"]]
-W = 36
-print()
-print(f"HTTP GET http://$VIP/ from netns rvs-client: wrk -t$threads -c$connections -d${duration}s, "
-      f"round robin over RS1/RS2")
-print(f"{'':26}" + "".join(f"{label[s]:>{W}}" for s in cols))
-def row(name, f):
-    print(f"{name:26}" + "".join(f"{f(res['sides'][s]):>{W}}" for s in cols))
-ms = lambda us: f"{us / 1000:.2f} ms"
-row("requests/s", lambda w: f"{w['requests_per_s']:.0f}")
-row("requests", lambda w: str(w["requests"]))
-row("latency p50", lambda w: ms(w["latency_us"]["p50"]))
-row("latency p90", lambda w: ms(w["latency_us"]["p90"]))
-row("latency p99", lambda w: ms(w["latency_us"]["p99"]))
-row("latency max", lambda w: ms(w["latency_us"]["max"]))
-row("socket errors c/r/w/t", lambda w: "{connect}/{read}/{write}/{timeout}".format(**w["errors"]))
-row("non-2xx", lambda w: str(max(w["errors"]["status"], w["non_2xx"])))
-row("answers RS1 / RS2", lambda w: f"{w['by_rs']['RS1']} / {w['by_rs']['RS2']}")
-row("CPU busy (all CPUs)", lambda w: f"{1 - w['cpu']['idle']:.0%} (softirq {w['cpu']['irq_softirq']:.0%})")
-if "rvs_over_kernel" in res:
-    x = res["rvs_over_kernel"]
-    print(f"rvs / kernel: requests/s {x['requests_per_s']}, latency p50 {x['latency_p50']}, p99 {x['latency_p99']}")
-print(f"results: {out}")
-for e in errors:
-    print(f"bench-http: FAIL: {e}", file=sys.stderr)
-sys.exit(1 if errors else 0)
-EOF
+benchlib http-report --work "$work" --out "$out" --command "$cmdline" --vip "$VIP" \
+    --duration "$duration" --warmup "$warmup" --threads "$threads" \
+    --connections "$connections" --timeout "$timeout" "${sides[@]}"

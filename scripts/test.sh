@@ -2,8 +2,9 @@
 # Runs every test of rvs on a Debian host, as root:
 #   1. installs what the build and the lab need (scripts/setup-host.sh: packages, hugepages),
 #   2. builds the release binaries,
-#   3. unit, property, control-plane and DPDK virtual-port tests (cargo test), then the format
-#      check and clippy with warnings denied,
+#   3. unit, property, control-plane and DPDK virtual-port tests (cargo test), the benchmark
+#      scripts' tests (scripts/tests: benchlib.py and lib.sh), then the format check and clippy
+#      with warnings denied,
 #   4. brings up the lab (scripts/lab.sh up) and runs the acceptance tests against it, with the
 #      appliance forwarding real traffic between network namespaces,
 #   5. tears the lab down (also on failure).
@@ -48,6 +49,9 @@ stage "unit, property and DPDK virtual-port tests" \
 # The sans-IO core and the control plane (rvsadm) build and test where DPDK cannot be found.
 stage "core and control crates without DPDK" env PKG_CONFIG_LIBDIR=/nonexistent \
     cargo test --release -p rvs-net -p rvs-lb -p rvs-ctl --quiet || true
+# The benchmark scripts' computing half (scripts/benchlib.py) and shared shell (scripts/lib.sh).
+stage "benchmark scripts (python unittest scripts/tests)" \
+    /usr/bin/python3 -m unittest discover -s scripts/tests || true
 stage "format (cargo fmt --check)" cargo fmt --all --check || true
 stage "lints (cargo clippy -D warnings)" \
     cargo clippy --release --workspace --all-targets --quiet -- -D warnings || true
