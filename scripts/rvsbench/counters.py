@@ -1,0 +1,58 @@
+"""Counter arithmetic: port deltas, connection counts, snapshot times, CPU share, sum."""
+
+
+def port(s, role):
+    return next(p for p in s["ports"] if p["role"] == role)
+
+
+def drops(p):
+    return {k: v for k, v in p["sw"]["drops"]}
+
+
+def port_deltas(b, a):
+    """Per-port counter deltas between two --stats-ports readings b (before) and a (after)."""
+    d = {}
+    for role in ("public", "private"):
+        pb, pa = port(b, role), port(a, role)
+        dd = {k: v - drops(pb).get(k, 0) for k, v in drops(pa).items()}
+        d[role] = {
+            "rx_packets": pa["sw"]["rx_packets"] - pb["sw"]["rx_packets"],
+            "tx_packets": pa["sw"]["tx_packets"] - pb["sw"]["tx_packets"],
+            "handed_over": pa["sw"]["handed_over"] - pb["sw"]["handed_over"],
+            "drops": {k: v for k, v in dd.items() if v},
+            "hw_opackets": pa["hw"]["opackets"] - pb["hw"]["opackets"],
+        }
+    return d
+
+
+def svc_conns(listing):
+    """Connections the services ever created (`rvsadm -L -n --json`, stats.conns)."""
+    return sum(s["stats"]["conns"] for s in listing["services"])
+
+
+def table_conns(listing):
+    """Connections in the table now (active + inactive of every real server)."""
+    return sum(x["activeconns"] + x["inactconns"] for s in listing["services"] for x in s["dests"])
+
+
+def snap_time(t0, t1, l0, l1, worker_ns):
+    """One snapshot's times (bench.sh snap): "t" when the port counters were read (the middle
+    of that request), "tl" when the service counters were (a separate request, tens of ms later
+    under load: rates from each are taken over their own window), the requests' durations, and
+    the workers' on-CPU nanoseconds."""
+    t0, t1, l0, l1 = float(t0), float(t1), float(l0), float(l1)
+    return (f'{{"t": {(t0 + t1) / 2}, "read_s": {t1 - t0}, "tl": {(l0 + l1) / 2}, '
+            f'"lread_s": {l1 - l0}, "worker_ns": {int(worker_ns)}}}')
+
+
+def cpu_share(ns0, ns1, t0, t1, workers):
+    """Share of the wall time t0..t1 the workers were on a CPU, from their on-CPU ns."""
+    return round((int(ns1) - int(ns0)) / 1e9 / (float(t1) - float(t0)) / int(workers), 4)
+
+
+def number(s):
+    """An int if s is one, else a float (what Python source would make of the literal)."""
+    try:
+        return int(s)
+    except ValueError:
+        return float(s)
