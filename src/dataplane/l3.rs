@@ -8,7 +8,7 @@ use crate::lb::PortRole;
 use crate::net::arp::{self, ArpPacket, Operation};
 use crate::net::ethernet::{self, EtherType, EthernetFrame};
 use crate::net::icmp;
-use crate::net::ipv4::{Ipv4Packet, Protocol};
+use crate::net::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use crate::net::{is_unicast_host, MacAddr};
 use std::net::Ipv4Addr;
 
@@ -34,9 +34,11 @@ pub enum Rx {
     },
     /// ARP that only teaches us a neighbour (a reply, or a request for someone else).
     Consumed,
-    /// A valid IPv4 packet for the load balancer; its header starts at `l3`.
+    /// A valid IPv4 packet for the load balancer; its header starts at `l3` and is parsed into
+    /// `h`, which is all steering, prefetch and the load balancer read of it.
     Ipv4 {
         l3: usize,
+        h: Ipv4Repr,
     },
     Drop(PortDropReason),
 }
@@ -98,7 +100,7 @@ fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
 
 fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
     let l3 = ethernet::HEADER_LEN;
-    let (dst, src, proto, echo) = {
+    let (h, echo) = {
         let ip = match Ipv4Packet::new_checked(&frame[l3..]) {
             Ok(ip) => ip,
             Err(_) => return Rx::Drop(PortDropReason::Ipv4Malformed),
@@ -112,10 +114,9 @@ fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
         let echo = ip.protocol() == Protocol::ICMP
             && !ip.is_fragment()
             && ip.payload().first() == Some(&icmp::ECHO_REQUEST);
-        (ip.dst(), ip.src(), ip.protocol(), echo)
+        (Ipv4Repr::of(&ip), echo)
     };
-    let _ = (src, proto);
-    if echo && port.iface.owns(dst) {
+    if echo && port.iface.owns(h.dst) {
         return match icmp::echo_reply_in_place(&mut frame[l3..]) {
             Ok(ip_len) => {
                 swap_macs(frame);
@@ -127,7 +128,7 @@ fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
             Err(_) => Rx::Drop(PortDropReason::IcmpUnsupported),
         };
     }
-    Rx::Ipv4 { l3 }
+    Rx::Ipv4 { l3, h }
 }
 
 fn swap_macs(frame: &mut [u8]) {
@@ -362,7 +363,9 @@ mod tests {
     fn echo_to_other_address_goes_to_lb() {
         let mut f = echo_request(Ipv4Addr::new(10, 0, 0, 77), b"x");
         let mut l = None;
-        assert_eq!(receive(&mut f, &port(), &mut l), Rx::Ipv4 { l3: 14 });
+        let h = Ipv4Repr::parse(&f[14..]).unwrap();
+        assert_eq!(receive(&mut f, &port(), &mut l), Rx::Ipv4 { l3: 14, h });
+        assert_eq!((h.protocol, h.dst), (1, Ipv4Addr::new(10, 0, 0, 77)));
     }
 
     #[test]

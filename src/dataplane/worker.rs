@@ -5,7 +5,8 @@ use super::l3::{self, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
 use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
 use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue, BURST_SIZE};
-use crate::lb::{self, DestId, Lb, PortRole, Snapshot, Time, Verdict, NANOS_PER_SEC};
+use crate::lb::{self, DestId, Lb, Lookup, PortRole, Snapshot, Time, Verdict, NANOS_PER_SEC};
+use crate::net::ipv4::Ipv4Repr;
 use crate::net::{ethernet, icmp, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
@@ -42,15 +43,30 @@ struct Pending {
     role: PortRole,
     l3: u16,
     handed_in: bool,
-    /// Connection-table bucket (`Lb::lookup_hint`), if the packet has one.
-    hint: Option<u32>,
+    /// The header, parsed once on arrival.
+    h: Ipv4Repr,
+    /// The connection-table lookup the load balancer will make (`Lb::prefetch_lookup`).
+    lookup: Lookup,
 }
 
 const NO_PENDING: Pending = Pending {
     role: PortRole::Public,
     l3: 0,
     handed_in: false,
-    hint: None,
+    h: Ipv4Repr {
+        header_len: 0,
+        total_len: 0,
+        protocol: 0,
+        src: Ipv4Addr::UNSPECIFIED,
+        dst: Ipv4Addr::UNSPECIFIED,
+        ttl: 0,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+        ident: 0,
+        ports: None,
+    },
+    lookup: Lookup::NONE,
 };
 
 /// The rings between this worker and every other one, for handing packets to their owner.
@@ -258,16 +274,16 @@ impl Worker {
             }
             Rx::Consumed => {}
             Rx::Drop(r) => c.drop(r),
-            Rx::Ipv4 { l3 } => {
+            Rx::Ipv4 { l3, h } => {
                 let n = self.ho_out.len();
                 if n > 1 {
-                    let owner = self.lb.steer().core(&m.data()[l3..], role);
+                    let owner = self.lb.steer().core_of(&h, &m.data()[l3..], role);
                     if owner != self.idx {
                         self.hand_over(owner, m, role);
                         return;
                     }
                 }
-                self.queue_owned(m, role, l3, false, now);
+                self.queue_owned(m, role, l3, h, false, now);
             }
         }
     }
@@ -275,16 +291,21 @@ impl Worker {
     /// Queues a packet this core owns for [`Worker::run_pending`], prefetching the
     /// connection-table bucket its lookup will read.
     #[inline(always)]
-    fn queue_owned(&mut self, m: Mbuf, role: PortRole, l3: usize, handed_in: bool, now: Time) {
+    fn queue_owned(
+        &mut self,
+        m: Mbuf,
+        role: PortRole,
+        l3: usize,
+        h: Ipv4Repr,
+        handed_in: bool,
+        now: Time,
+    ) {
         if self.pending.is_full() {
             self.run_pending(now);
         }
-        let hint = m
-            .data()
-            .get(l3..)
-            .and_then(|ip| self.lb.lookup_hint(ip, role));
-        if let Some(b) = hint.and_then(|h| self.lb.hint_bucket(h)) {
-            dpdk::prefetch(b as *const u32);
+        let (lookup, fetch) = self.lb.prefetch_lookup(&h, role);
+        if let Some(a) = fetch {
+            dpdk::prefetch(a);
         }
         let i = self.pending.len();
         if self.pending.push(m).is_ok() {
@@ -292,7 +313,8 @@ impl Worker {
                 role,
                 l3: l3 as u16,
                 handed_in,
-                hint,
+                h,
+                lookup,
             };
         }
     }
@@ -307,34 +329,27 @@ impl Worker {
         if n == 0 {
             return;
         }
-        for p in &self.pending_meta[..n] {
-            if let Some(e) = p.hint.and_then(|h| self.lb.hint_entry(h)) {
-                dpdk::prefetch(e as *const lb::conn::Conn);
-            }
-        }
-        if let Some(e) = self.lb.next_free_entry() {
-            dpdk::prefetch(e as *const lb::conn::Conn);
-        }
+        self.lb.prefetch_entries(
+            self.pending_meta[..n].iter().map(|p| p.lookup),
+            dpdk::prefetch,
+        );
         let mut batch = std::mem::take(&mut self.pending);
         for (i, m) in batch.drain().enumerate() {
             let p = self.pending_meta[i];
-            self.balance(m, p.role, usize::from(p.l3), now, p.handed_in);
+            self.balance(m, &p, now);
         }
     }
 
     /// Runs the load balancer on an IPv4 packet this core owns.
     #[inline(always)]
-    fn balance(&mut self, mut m: Mbuf, role: PortRole, l3: usize, now: Time, handed_in: bool) {
+    fn balance(&mut self, mut m: Mbuf, p: &Pending, now: Time) {
+        let (role, l3) = (p.role, usize::from(p.l3));
         let v = match m.data_mut().get_mut(l3..) {
-            Some(ip) => self.lb.process(ip, role, now),
+            Some(ip) => self.lb.process_parsed(ip, &p.h, role, now),
             None => Verdict::Drop(lb::DropReason::Malformed),
         };
         match v {
-            Verdict::Forward { port } => {
-                let d = m.data();
-                let dst = Ipv4Addr::new(d[l3 + 16], d[l3 + 17], d[l3 + 18], d[l3 + 19]);
-                self.forward(m, port, dst, now);
-            }
+            Verdict::Forward { port, dst } => self.forward(m, port, dst, now),
             Verdict::Drop(_) => self.counters().port(role).drop(PortDropReason::Lb),
             Verdict::NotService => self.counters().port(role).drop(PortDropReason::NotLocal),
             Verdict::IcmpError {
@@ -344,7 +359,7 @@ impl Worker {
                 src,
             } => self.icmp_error(&m, role, l3, icmp_type, code, rest, src),
             Verdict::Handover { core } => {
-                if handed_in || core >= self.ho_out.len() || core == self.idx {
+                if p.handed_in || core >= self.ho_out.len() || core == self.idx {
                     // Ownership must converge in one hop; anything else is a bug, not a loop.
                     self.counters()
                         .port(role)
@@ -419,7 +434,15 @@ impl Worker {
             rx.prefetch_all();
             for m in rx.drain() {
                 let role = self.role_of(&m);
-                self.queue_owned(m, role, ethernet::HEADER_LEN, true, now);
+                let l3 = ethernet::HEADER_LEN;
+                // The sending core validated it; only its parsed header did not travel with it.
+                match m.data().get(l3..).map(Ipv4Repr::parse) {
+                    Some(Ok(h)) => self.queue_owned(m, role, l3, h, true, now),
+                    _ => self
+                        .counters()
+                        .port(role)
+                        .drop(PortDropReason::Ipv4Malformed),
+                }
             }
             self.run_pending(now);
         }

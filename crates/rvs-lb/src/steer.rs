@@ -35,7 +35,7 @@
 
 use crate::PortRole;
 use rvs_net::icmp;
-use rvs_net::ipv4::{Ipv4Packet, Protocol};
+use rvs_net::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -99,46 +99,38 @@ fn addr_core(a: Ipv4Addr, n_cores: usize) -> usize {
 /// The core that must process `ip` under software steering over `n_cores` cores; the same as
 /// `Steer::software(n_cores).core(ip, role)`.
 pub fn steer(ip: &[u8], role: PortRole, n_cores: usize) -> usize {
-    if n_cores <= 1 {
-        return 0;
-    }
-    core_with(ip, role, n_cores, |a, p| endpoint_core(a, p, n_cores))
+    Steer::software(n_cores).core(ip, role)
 }
 
-/// The common packet walk: `endpoint` maps a client endpoint to its owner.
+/// The common packet walk over a parsed header `h` (`ip`: the packet's bytes, read only for the
+/// header quoted in an ICMP error): `endpoint` maps a client endpoint to its owner.
 #[inline(always)]
 fn core_with(
+    h: &Ipv4Repr,
     ip: &[u8],
     role: PortRole,
     n_cores: usize,
     endpoint: impl Fn(Ipv4Addr, u16) -> usize,
 ) -> usize {
-    let Ok(p) = Ipv4Packet::new_checked_quoted(ip) else {
-        return 0;
-    };
     let client_addr = match role {
-        PortRole::Public => p.src(),
-        PortRole::Private => p.dst(),
+        PortRole::Public => h.src,
+        PortRole::Private => h.dst,
     };
-    if p.is_fragment() {
-        return fragment_core(p.src(), p.dst(), p.ident(), p.protocol(), n_cores);
+    if h.is_fragment() {
+        return fragment_core(h.src, h.dst, h.ident, h.protocol, n_cores);
     }
-    let l4 = p.payload();
-    match p.protocol() {
-        Protocol::TCP | Protocol::UDP => match l4 {
-            [a, b, c, d, ..] => {
-                let (sport, dport) = (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]));
-                match role {
-                    PortRole::Public => endpoint(p.src(), sport),
-                    PortRole::Private => endpoint(p.dst(), dport),
-                }
+    match (h.protocol, h.ports) {
+        (Protocol::TCP | Protocol::UDP, Some((sport, dport))) => match role {
+            PortRole::Public => endpoint(h.src, sport),
+            PortRole::Private => endpoint(h.dst, dport),
+        },
+        (Protocol::ICMP, _) => {
+            let msg = ip.get(h.hl()..h.tl()).unwrap_or(&[]);
+            match quoted_client(msg, role) {
+                Some((a, port)) => endpoint(a, port),
+                None => addr_core(client_addr, n_cores),
             }
-            _ => addr_core(client_addr, n_cores),
-        },
-        Protocol::ICMP => match quoted_client(l4, role) {
-            Some((a, port)) => endpoint(a, port),
-            None => addr_core(client_addr, n_cores),
-        },
+        }
         _ => addr_core(client_addr, n_cores),
     }
 }
@@ -381,16 +373,29 @@ impl Steer {
     }
 
     /// The core that must process `ip` (an IPv4 packet from its header on) arriving on `role`.
-    /// Pure and cheap; never panics; always below [`Steer::cores`].
-    #[inline]
+    /// Pure and cheap; never panics; always below [`Steer::cores`]. Unparseable packets go to
+    /// core 0. For callers that have not parsed the packet; the dataplane uses
+    /// [`Steer::core_of`].
     pub fn core(&self, ip: &[u8], role: PortRole) -> usize {
+        match Ipv4Repr::parse(ip) {
+            Ok(h) => self.core_of(&h, ip, role),
+            Err(_) => 0,
+        }
+    }
+
+    /// [`Steer::core`] of a packet parsed into `h` (`ip`: its bytes, read only for the header
+    /// an ICMP error quotes).
+    #[inline]
+    pub fn core_of(&self, h: &Ipv4Repr, ip: &[u8], role: PortRole) -> usize {
         let n = self.cores();
         if n <= 1 {
             return 0;
         }
         match self {
-            Steer::Software { cores } => core_with(ip, role, n, |a, p| endpoint_core(a, p, *cores)),
-            Steer::Toeplitz(t) => core_with(ip, role, n, |a, p| t.endpoint_core(a, p)),
+            Steer::Software { cores } => {
+                core_with(h, ip, role, n, |a, p| endpoint_core(a, p, *cores))
+            }
+            Steer::Toeplitz(t) => core_with(h, ip, role, n, |a, p| t.endpoint_core(a, p)),
         }
     }
 }

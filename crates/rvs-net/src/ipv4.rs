@@ -315,6 +315,88 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// An IPv4 packet's header, validated and read once (smoltcp's `Repr` idea): the dataplane
+/// parses a packet into this on arrival, and steering, the connection-table prefetch and the
+/// load balancer read it instead of re-reading and re-validating the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    /// IHL * 4: 20..=60, at most `total_len`.
+    pub header_len: u8,
+    /// At most the length of the buffer it was parsed from.
+    pub total_len: u16,
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub dont_frag: bool,
+    pub more_frags: bool,
+    /// Fragment offset in bytes.
+    pub frag_offset: u16,
+    pub ident: u16,
+    /// `(source port, destination port)`: the first four payload bytes of a TCP or UDP packet
+    /// that is not a later fragment, when present.
+    pub ports: Option<(u16, u16)>,
+}
+
+impl Ipv4Repr {
+    /// Parses and validates as [`Ipv4Packet::new_checked`] does (the checksum is not checked).
+    pub fn parse(buf: &[u8]) -> Result<Ipv4Repr> {
+        Ipv4Packet::new_checked(buf).map(|p| Ipv4Repr::of(&p))
+    }
+
+    /// The fields of a packet already validated by [`Ipv4Packet::new_checked`].
+    pub fn of<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Ipv4Repr {
+        let protocol = p.protocol();
+        let frag_offset = p.frag_offset();
+        let ports = match (protocol, frag_offset, p.payload()) {
+            (Protocol::TCP | Protocol::UDP, 0, [a, b, c, d, ..]) => {
+                Some((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])))
+            }
+            _ => None,
+        };
+        Ipv4Repr {
+            // new_checked bounds it by 60.
+            header_len: p.header_len() as u8,
+            total_len: p.total_len(),
+            protocol,
+            src: p.src(),
+            dst: p.dst(),
+            ttl: p.ttl(),
+            dont_frag: p.dont_frag(),
+            more_frags: p.more_frags(),
+            frag_offset,
+            ident: p.ident(),
+            ports,
+        }
+    }
+
+    /// Header length in bytes, as an index.
+    #[inline]
+    pub fn hl(&self) -> usize {
+        usize::from(self.header_len)
+    }
+
+    /// Total length in bytes, as an index.
+    #[inline]
+    pub fn tl(&self) -> usize {
+        usize::from(self.total_len)
+    }
+
+    /// True for any fragment (first, middle or last) of a fragmented datagram.
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.more_frags || self.frag_offset != 0
+    }
+
+    /// Whether `buf` is long enough for the lengths this header claims, i.e. whether indexing
+    /// `buf` by [`Ipv4Repr::hl`] and [`Ipv4Repr::tl`] is safe. True for the buffer it was
+    /// parsed from; a representation paired with other bytes is checked with this.
+    #[inline]
+    pub fn fits(&self, buf: &[u8]) -> bool {
+        self.hl() >= MIN_HEADER_LEN && self.hl() <= self.tl() && self.tl() <= buf.len()
+    }
+}
+
 /// Writes a 20-byte option-less IPv4 header at the start of `buf` with a correct checksum:
 /// DSCP/ECN `tos`, the given total length, ident 0, no flags, `ttl`, `proto`, `src`, `dst`.
 /// (Change the ident with `set_ident` + `fill_checksum` if the packet may be fragmented.)
@@ -603,6 +685,57 @@ mod tests {
             q.fill_checksum();
             prop_assert_eq!(inc, q.checksum());
             prop_assert!(q.verify_checksum());
+        }
+    }
+
+    #[test]
+    fn repr_reads_the_header_once() {
+        let b = known();
+        let r = Ipv4Repr::parse(&b).unwrap();
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(r.hl(), p.header_len());
+        assert_eq!(r.total_len, p.total_len());
+        assert_eq!(
+            (r.protocol, r.src, r.dst, r.ttl),
+            (17, p.src(), p.dst(), p.ttl())
+        );
+        let l4 = p.payload();
+        let sport = u16::from_be_bytes([l4[0], l4[1]]);
+        let dport = u16::from_be_bytes([l4[2], l4[3]]);
+        assert_eq!(r.ports, Some((sport, dport)));
+        assert!(r.fits(&b) && !r.fits(&b[..b.len() - 1]));
+        assert!(!r.is_fragment());
+    }
+
+    #[test]
+    fn repr_has_no_ports_for_later_fragments_or_other_protocols() {
+        let mut b = known();
+        {
+            let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+            p.set_flags_frag(FLAG_MF | 1);
+        }
+        let r = Ipv4Repr::parse(&b).unwrap();
+        assert_eq!((r.frag_offset, r.more_frags, r.ports), (8, true, None));
+        assert!(r.is_fragment());
+        Ipv4Packet::new_unchecked(&mut b[..]).set_flags_frag(0);
+        Ipv4Packet::new_unchecked(&mut b[..]).set_protocol(Protocol::ICMP);
+        assert_eq!(Ipv4Repr::parse(&b).unwrap().ports, None);
+        assert_eq!(Ipv4Repr::parse(&b[..19]), Err(Error::Truncated));
+    }
+
+    proptest! {
+        #[test]
+        fn repr_agrees_with_the_packet_view(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(r) = Ipv4Repr::parse(&bytes) {
+                let p = Ipv4Packet::new_checked(&bytes[..]).unwrap();
+                prop_assert!(r.fits(&bytes));
+                prop_assert_eq!(r.hl(), p.header_len());
+                prop_assert_eq!(r.frag_offset, p.frag_offset());
+                prop_assert_eq!(r.is_fragment(), p.is_fragment());
+                prop_assert_eq!((r.src, r.dst, r.ident), (p.src(), p.dst(), p.ident()));
+            } else {
+                prop_assert!(Ipv4Packet::new_checked(&bytes[..]).is_err());
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::frag::{FragAction, FragKey, FragTable, DEFAULT_FRAG_TIMEOUT_SECS};
 use crate::stats::{CoreStats, DropReason};
 use crate::steer::Steer;
 use crate::{PortRole, Time};
-use rvs_net::ipv4::{Ipv4Packet, Protocol};
+use rvs_net::ipv4::{Ipv4Repr, Protocol};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -51,9 +51,9 @@ use apply::{DestRt, SvcRt};
 /// What the dataplane does with the packet after [`Lb::process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The packet was rewritten in place; route it on its (new) destination address out of
-    /// `port`.
-    Forward { port: PortRole },
+    /// The packet was rewritten in place; route it out of `port` towards `dst`, its (new)
+    /// destination address.
+    Forward { port: PortRole, dst: Ipv4Addr },
     /// Drop it; the reason has been counted.
     Drop(DropReason),
     /// Drop it and answer with an ICMP error built from the packet, which is left unmodified.
@@ -107,60 +107,26 @@ impl Default for LbParams {
     }
 }
 
-/// Parsed IPv4 header fields.
-#[derive(Debug, Clone, Copy)]
-struct Hdr {
-    hl: usize,
-    tl: usize,
-    proto: u8,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    ttl: u8,
-    df: bool,
-    mf: bool,
-    off: u16,
-    ident: u16,
-}
-
-fn parse(ip: &[u8]) -> Option<Hdr> {
-    let p = Ipv4Packet::new_checked(ip).ok()?;
-    Some(Hdr {
-        hl: p.header_len(),
-        tl: p.total_len() as usize,
-        proto: p.protocol(),
-        src: p.src(),
-        dst: p.dst(),
-        ttl: p.ttl(),
-        df: p.dont_frag(),
-        mf: p.more_frags(),
-        off: p.frag_offset(),
-        ident: p.ident(),
-    })
-}
-
 /// `(proto, client address, client port)` of an unfragmented TCP/UDP packet (or first
 /// fragment), as the connection table is keyed; `None` for anything else.
 #[inline]
-fn client_endpoint(ip: &[u8], role: PortRole) -> Option<(u8, u32, u16)> {
-    let hdr = ip.get(..20)?;
-    let proto = hdr[9];
-    if proto != Protocol::TCP && proto != Protocol::UDP {
-        return None;
-    }
-    if u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff != 0 {
-        return None;
-    }
-    let hl = usize::from(hdr[0] & 0x0f) * 4;
-    let ports = ip.get(hl..hl + 4)?;
-    let (addr, port) = match role {
-        PortRole::Public => (&hdr[12..16], &ports[0..2]),
-        PortRole::Private => (&hdr[16..20], &ports[2..4]),
-    };
-    Some((
-        proto,
-        u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]),
-        u16::from_be_bytes([port[0], port[1]]),
-    ))
+fn client_endpoint(h: &Ipv4Repr, role: PortRole) -> Option<(u8, u32, u16)> {
+    let (sport, dport) = h.ports?;
+    Some(match role {
+        PortRole::Public => (h.protocol, u32::from(h.src), sport),
+        PortRole::Private => (h.protocol, u32::from(h.dst), dport),
+    })
+}
+
+/// The connection-table lookup [`Lb::process_parsed`] will make for a packet, known from its
+/// header alone, so that a burst's table reads can be started before any of its packets is
+/// processed. Opaque: the table's layout stays inside the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lookup(Option<u32>);
+
+impl Lookup {
+    /// No lookup (what `Default` gives), for initialising arrays.
+    pub const NONE: Lookup = Lookup(None);
 }
 
 enum SchedFail {
@@ -270,48 +236,80 @@ impl Lb {
     }
 
     /// Processes one IPv4 packet (`ip` runs from the IP header to the end of the frame and may
-    /// carry Ethernet padding after `total_len`). Rewrites it in place when forwarding.
-    ///
-    /// Contract with the dataplane: call it on the core [`Lb::steer`]`().core(..)` names for
-    /// the packet, or on the core a `Verdict::Handover` named. Only the fragment path re-checks
-    /// ownership; other packets are trusted to be on their owner core. Checksums are updated
-    /// incrementally (no offload request is needed; with TX checksum offload the dataplane may
-    /// recompute instead).
+    /// carry Ethernet padding after `total_len`): [`Ipv4Repr::parse`] then
+    /// [`Lb::process_parsed`]. For callers that have not parsed the packet already.
     pub fn process(&mut self, ip: &mut [u8], role: PortRole, now: Time) -> Verdict {
-        let v = self.st.process(&self.snap, ip, role, now);
+        match Ipv4Repr::parse(ip) {
+            Ok(h) => self.process_parsed(ip, &h, role, now),
+            Err(_) => {
+                self.st.stats.engine.drop(DropReason::Malformed);
+                Verdict::Drop(DropReason::Malformed)
+            }
+        }
+    }
+
+    /// Processes one IPv4 packet whose header the dataplane has parsed into `h` (from these
+    /// bytes: a header that does not fit them is dropped as malformed). Rewrites it in place
+    /// when forwarding.
+    ///
+    /// Contract with the dataplane: call it on the core [`Lb::steer`]`().core_of(..)` names
+    /// for the packet, or on the core a `Verdict::Handover` named. Only the fragment path
+    /// re-checks ownership; other packets are trusted to be on their owner core. Checksums are
+    /// updated incrementally (no offload request is needed; with TX checksum offload the
+    /// dataplane may recompute instead).
+    pub fn process_parsed(
+        &mut self,
+        ip: &mut [u8],
+        h: &Ipv4Repr,
+        role: PortRole,
+        now: Time,
+    ) -> Verdict {
+        let v = if h.fits(ip) {
+            self.st.process(&self.snap, ip, h, role, now)
+        } else {
+            Verdict::Drop(DropReason::Malformed)
+        };
         if let Verdict::Drop(r) = v {
             self.st.stats.engine.drop(r);
         }
         v
     }
 
-    /// Burst prefetch, step 1: the connection-table bucket that `process` will look up for
-    /// this packet (same arguments), or `None` when it will not look one up by client endpoint
-    /// (fragments, ICMP, other protocols, short packets). Cheap: reads only the headers.
+    /// Burst prefetch, first pass (as each packet of a burst is queued): the lookup `process`
+    /// will make for the packet, and the address to prefetch for it now (its hash bucket).
+    /// Reads nothing but `h`.
     #[inline]
-    pub fn lookup_hint(&self, ip: &[u8], role: PortRole) -> Option<u32> {
-        let (proto, caddr, cport) = client_endpoint(ip, role)?;
-        Some(self.st.conns.bucket_of(proto, caddr, cport))
+    pub fn prefetch_lookup(&self, h: &Ipv4Repr, role: PortRole) -> (Lookup, Option<*const u8>) {
+        let Some((proto, caddr, cport)) = client_endpoint(h, role) else {
+            return (Lookup(None), None);
+        };
+        let b = self.st.conns.bucket_of(proto, caddr, cport);
+        let addr = self
+            .st
+            .conns
+            .bucket_ref(b)
+            .map(|w| w as *const u32 as *const u8);
+        (Lookup(Some(b)), addr)
     }
 
-    /// Burst prefetch, step 2: the bucket word of a hint (prefetch its address).
+    /// Burst prefetch, second pass (once the burst is queued, so that its buckets have
+    /// arrived): `fetch` is called with the address of each connection entry those buckets lead
+    /// to, and of the entry the next new connection will take. Two passes because the entry's
+    /// address is read from the bucket: asking for both at once would wait for each bucket.
     #[inline]
-    pub fn hint_bucket(&self, hint: u32) -> Option<&u32> {
-        self.st.conns.bucket_ref(hint)
-    }
-
-    /// Burst prefetch, step 3 (once the bucket is cached): the first entry of its chain, which
-    /// is the connection itself unless buckets collide. Also the entry a new connection would
-    /// take, via [`Lb::next_free_entry`].
-    #[inline]
-    pub fn hint_entry(&self, hint: u32) -> Option<&Conn> {
-        self.st.conns.chain_head(hint)
-    }
-
-    /// The connection entry the next new connection will be written into.
-    #[inline]
-    pub fn next_free_entry(&self) -> Option<&Conn> {
-        self.st.conns.next_free()
+    pub fn prefetch_entries(
+        &self,
+        lookups: impl IntoIterator<Item = Lookup>,
+        mut fetch: impl FnMut(*const u8),
+    ) {
+        for l in lookups {
+            if let Some(e) = l.0.and_then(|b| self.st.conns.chain_head(b)) {
+                fetch(e as *const Conn as *const u8);
+            }
+        }
+        if let Some(e) = self.st.conns.next_free() {
+            fetch(e as *const Conn as *const u8);
+        }
     }
 
     /// Runs connection expiry with at most `budget` units of work; returns entries freed.
@@ -351,17 +349,22 @@ impl Lb {
 }
 
 impl State {
-    fn process(&mut self, snap: &Snapshot, ip: &mut [u8], role: PortRole, now: Time) -> Verdict {
-        let Some(h) = parse(ip) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        match h.proto {
+    /// `h` fits `ip` (checked by the caller).
+    fn process(
+        &mut self,
+        snap: &Snapshot,
+        ip: &mut [u8],
+        h: &Ipv4Repr,
+        role: PortRole,
+        now: Time,
+    ) -> Verdict {
+        match h.protocol {
             Protocol::TCP | Protocol::UDP => {
-                if h.off != 0 {
-                    return self.later_fragment(ip, &h, role, now);
+                if h.frag_offset != 0 {
+                    return self.later_fragment(ip, h, role, now);
                 }
-                let tcp = h.proto == Protocol::TCP;
-                let l4 = ip.get(h.hl..h.tl).unwrap_or(&[]);
+                let tcp = h.protocol == Protocol::TCP;
+                let l4 = ip.get(h.hl()..h.tl()).unwrap_or(&[]);
                 let (sport, dport, flags) = match l4 {
                     [a, b, c, d, ..] if l4.len() >= if tcp { 20 } else { 8 } => {
                         let flags = if tcp {
@@ -376,20 +379,20 @@ impl State {
                         )
                     }
                     _ => {
-                        return Verdict::Drop(if h.mf {
+                        return Verdict::Drop(if h.more_frags {
                             DropReason::FragTooShort
                         } else {
                             DropReason::Malformed
                         })
                     }
                 };
-                if h.mf && self.params.n_cores > 1 {
+                if h.more_frags && self.params.n_cores > 1 {
                     let me = self.params.core_id;
                     let owner = match role {
                         PortRole::Public => self.steer.endpoint_core(h.src, sport),
                         PortRole::Private => self.steer.endpoint_core(h.dst, dport),
                     };
-                    let tracker = self.steer.fragment_core(h.src, h.dst, h.ident, h.proto);
+                    let tracker = self.steer.fragment_core(h.src, h.dst, h.ident, h.protocol);
                     if owner != me && tracker != me {
                         // Mis-steered: the tracking core must see the first fragment so that
                         // it can route the later ones.
@@ -397,8 +400,8 @@ impl State {
                         return Verdict::Handover { core: tracker };
                     }
                     if owner != me {
-                        let key = FragKey::new(h.src, h.dst, h.ident, h.proto, role);
-                        let len = (h.tl - h.hl) as u32;
+                        let key = FragKey::new(h.src, h.dst, h.ident, h.protocol, role);
+                        let len = (h.tl() - h.hl()) as u32;
                         if !self
                             .frags
                             .insert(key, FragAction::Handover { core: owner }, len, now)
@@ -410,11 +413,11 @@ impl State {
                     }
                 }
                 match role {
-                    PortRole::Public => self.in_l4(snap, ip, &h, sport, dport, flags, now),
-                    PortRole::Private => self.out_l4(snap, ip, &h, sport, dport, flags, now),
+                    PortRole::Public => self.in_l4(snap, ip, h, sport, dport, flags, now),
+                    PortRole::Private => self.out_l4(snap, ip, h, sport, dport, flags, now),
                 }
             }
-            Protocol::ICMP => self.icmp(ip, &h, role, now),
+            Protocol::ICMP => self.icmp(ip, h, role, now),
             _ => Verdict::NotService,
         }
     }

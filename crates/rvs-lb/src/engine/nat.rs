@@ -1,21 +1,26 @@
 //! TCP/UDP forwarding: the egress checks made before any rewrite, inbound (DNAT) and outbound
 //! (SNAT) translation of connections, and later fragments following their first.
 
-use super::{other, Hdr, SchedFail, State, Verdict};
+use super::{other, SchedFail, State, Verdict};
 use crate::config::{Proto, Snapshot, SvcLookup};
 use crate::frag::{FragAction, FragKey};
 use crate::stats::DropReason;
 use crate::tcp_state::{is_syn_without_rst, TcpDir, TcpState};
 use crate::{PortRole, Time};
 use rvs_net::icmp;
-use rvs_net::ipv4::{Ipv4Packet, Protocol};
+use rvs_net::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use rvs_net::is_unicast_host;
 use rvs_net::l4::{rewrite_endpoint, Side};
 use std::net::Ipv4Addr;
 
 impl State {
     /// The forwarding checks, before any rewrite.
-    pub(super) fn egress_check(&self, ip: &[u8], h: &Hdr, egress: PortRole) -> Option<Verdict> {
+    pub(super) fn egress_check(
+        &self,
+        ip: &[u8],
+        h: &Ipv4Repr,
+        egress: PortRole,
+    ) -> Option<Verdict> {
         if h.ttl <= 1 {
             return Some(self.icmp_error(ip, h, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0, None));
         }
@@ -25,7 +30,7 @@ impl State {
         };
         // Without DF an oversized packet goes on: the dataplane fragments it for the egress MTU,
         // as the kernel's IP output does for IPVS (which sets ignore_df).
-        if h.tl > mtu as usize && h.df {
+        if h.tl() > mtu as usize && h.dont_frag {
             return Some(self.icmp_error(
                 ip,
                 h,
@@ -42,15 +47,16 @@ impl State {
     pub(super) fn icmp_error(
         &self,
         ip: &[u8],
-        h: &Hdr,
+        h: &Ipv4Repr,
         icmp_type: u8,
         code: u8,
         rest: u32,
         src: Option<Ipv4Addr>,
     ) -> Verdict {
         let about_error =
-            h.proto == Protocol::ICMP && ip.get(h.hl).is_some_and(|t| icmp::is_error_type(*t));
-        if h.off != 0 || !is_unicast_host(h.src) || h.dst.octets()[0] >= 224 || about_error {
+            h.protocol == Protocol::ICMP && ip.get(h.hl()).is_some_and(|t| icmp::is_error_type(*t));
+        if h.frag_offset != 0 || !is_unicast_host(h.src) || h.dst.octets()[0] >= 224 || about_error
+        {
             return Verdict::Drop(DropReason::IcmpSuppressed);
         }
         let e = &self.stats.engine;
@@ -69,16 +75,17 @@ impl State {
 
     pub(super) fn frag_record(
         &mut self,
-        h: &Hdr,
+        h: &Ipv4Repr,
         role: PortRole,
         action: FragAction,
         now: Time,
     ) -> bool {
-        if !h.mf {
+        if !h.more_frags {
             return true;
         }
-        let key = FragKey::new(h.src, h.dst, h.ident, h.proto, role);
-        self.frags.insert(key, action, (h.tl - h.hl) as u32, now)
+        let key = FragKey::new(h.src, h.dst, h.ident, h.protocol, role);
+        self.frags
+            .insert(key, action, (h.tl() - h.hl()) as u32, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -86,17 +93,17 @@ impl State {
         &mut self,
         snap: &Snapshot,
         ip: &mut [u8],
-        h: &Hdr,
+        h: &Ipv4Repr,
         sport: u16,
         dport: u16,
         flags: u8,
         now: Time,
     ) -> Verdict {
-        let tcp = h.proto == Protocol::TCP;
+        let tcp = h.protocol == Protocol::TCP;
         let syn = tcp && is_syn_without_rst(flags);
         let mut found = self
             .conns
-            .lookup_in(h.proto, h.src, sport, h.dst, dport, now);
+            .lookup_in(h.protocol, h.src, sport, h.dst, dport, now);
         if let (Some(i), true) = (found, syn) {
             // conn_reuse_mode 1: a new SYN on a finished, uncontrolled connection reschedules.
             let reuse = self.conns.get(i).is_some_and(|c| {
@@ -117,7 +124,7 @@ impl State {
                 i
             }
             None => {
-                let Some(proto) = Proto::from_number(h.proto) else {
+                let Some(proto) = Proto::from_number(h.protocol) else {
                     return Verdict::NotService;
                 };
                 let si = match snap.lookup(proto, h.dst, dport) {
@@ -177,10 +184,11 @@ impl State {
             self.conns.tcp_transition(i, TcpDir::Input, flags);
         }
         self.conns.touch(i, now);
-        self.count(c.svc_id(), c.dest_id(), h.tl, true);
+        self.count(c.svc_id(), c.dest_id(), h.tl(), true);
         nat(ip, h, Side::Dst, daddr, Some(rport));
         Verdict::Forward {
             port: PortRole::Private,
+            dst: daddr,
         }
     }
 
@@ -189,7 +197,7 @@ impl State {
         &mut self,
         snap: &Snapshot,
         ip: &mut [u8],
-        h: &Hdr,
+        h: &Ipv4Repr,
         sport: u16,
         dport: u16,
         flags: u8,
@@ -197,10 +205,10 @@ impl State {
     ) -> Verdict {
         let Some(i) = self
             .conns
-            .lookup_out(h.proto, h.src, sport, h.dst, dport, now)
+            .lookup_out(h.protocol, h.src, sport, h.dst, dport, now)
         else {
-            let known =
-                Proto::from_number(h.proto).is_some_and(|p| snap.is_dest_endpoint(p, h.src, sport));
+            let known = Proto::from_number(h.protocol)
+                .is_some_and(|p| snap.is_dest_endpoint(p, h.src, sport));
             return if known {
                 Verdict::Drop(DropReason::NoConnection)
             } else {
@@ -222,14 +230,15 @@ impl State {
         if !self.frag_record(h, PortRole::Private, action, now) {
             return Verdict::Drop(DropReason::FragTableFull);
         }
-        if h.proto == Protocol::TCP {
+        if h.protocol == Protocol::TCP {
             self.conns.tcp_transition(i, TcpDir::Output, flags);
         }
         self.conns.touch(i, now);
-        self.count(c.svc_id(), c.dest_id(), h.tl, false);
+        self.count(c.svc_id(), c.dest_id(), h.tl(), false);
         nat(ip, h, Side::Src, vaddr, Some(c.vport));
         Verdict::Forward {
             port: PortRole::Public,
+            dst: h.dst,
         }
     }
 
@@ -237,15 +246,18 @@ impl State {
     pub(super) fn later_fragment(
         &mut self,
         ip: &mut [u8],
-        h: &Hdr,
+        h: &Ipv4Repr,
         role: PortRole,
         now: Time,
     ) -> Verdict {
-        let key = FragKey::new(h.src, h.dst, h.ident, h.proto, role);
-        match self
-            .frags
-            .account(key, h.off, (h.tl - h.hl) as u32, h.mf, now)
-        {
+        let key = FragKey::new(h.src, h.dst, h.ident, h.protocol, role);
+        match self.frags.account(
+            key,
+            h.frag_offset,
+            (h.tl() - h.hl()) as u32,
+            h.more_frags,
+            now,
+        ) {
             None => Verdict::Drop(DropReason::FragOutOfOrder),
             Some(FragAction::Handover { core }) => {
                 self.stats.engine.handovers.inc();
@@ -257,18 +269,19 @@ impl State {
                     return v;
                 }
                 let inbound = role == PortRole::Public;
-                self.count(svc, dest, h.tl, inbound);
+                self.count(svc, dest, h.tl(), inbound);
                 self.stats.engine.frags.inc();
                 let side = if inbound { Side::Dst } else { Side::Src };
                 nat(ip, h, side, addr, None);
-                Verdict::Forward { port: egress }
+                let dst = if inbound { addr } else { h.dst };
+                Verdict::Forward { port: egress, dst }
             }
         }
     }
 }
 
 /// In-place NAT of one endpoint plus the TTL decrement of forwarding.
-pub(super) fn nat(ip: &mut [u8], h: &Hdr, side: Side, addr: Ipv4Addr, port: Option<u16>) {
+pub(super) fn nat(ip: &mut [u8], h: &Ipv4Repr, side: Side, addr: Ipv4Addr, port: Option<u16>) {
     nat_endpoint(ip, h, side, addr, port);
     Ipv4Packet::new_unchecked(&mut *ip).decrement_ttl_incremental();
 }
@@ -277,14 +290,20 @@ pub(super) fn nat(ip: &mut [u8], h: &Hdr, side: Side, addr: Ipv4Addr, port: Opti
 /// given (an unfragmented packet or a first fragment), the port with the TCP/UDP checksum
 /// update, which covers the address through the pseudo header. Lengths were checked by the
 /// caller.
-pub(super) fn nat_endpoint(ip: &mut [u8], h: &Hdr, side: Side, addr: Ipv4Addr, port: Option<u16>) {
+pub(super) fn nat_endpoint(
+    ip: &mut [u8],
+    h: &Ipv4Repr,
+    side: Side,
+    addr: Ipv4Addr,
+    port: Option<u16>,
+) {
     let mut p = Ipv4Packet::new_unchecked(&mut *ip);
     let old = match side {
         Side::Src => p.set_src_incremental(addr),
         Side::Dst => p.set_dst_incremental(addr),
     };
-    if let (Some(port), Some(seg)) = (port, ip.get_mut(h.hl..h.tl)) {
+    if let (Some(port), Some(seg)) = (port, ip.get_mut(h.hl()..h.tl())) {
         // Cannot fail: the caller checked the protocol and the header length.
-        let _ = rewrite_endpoint(h.proto, seg, side, old, addr, port);
+        let _ = rewrite_endpoint(h.protocol, seg, side, old, addr, port);
     }
 }

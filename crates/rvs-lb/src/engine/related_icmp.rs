@@ -1,21 +1,27 @@
 //! Related ICMP errors (`ip_vs_in_icmp` / `ip_vs_out_icmp`): an error about a connection's
 //! packet is translated like the connection, quoted header included.
 
-use super::{other, Hdr, State, Verdict};
+use super::{other, State, Verdict};
 use crate::stats::DropReason;
 use crate::{PortRole, Time};
 use rvs_net::checksum;
 use rvs_net::icmp;
-use rvs_net::ipv4::{Ipv4Packet, Protocol};
+use rvs_net::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use std::net::Ipv4Addr;
 
 impl State {
     /// Related ICMP errors (ip_vs_in_icmp / ip_vs_out_icmp). Anything else is not ours.
-    pub(super) fn icmp(&mut self, ip: &mut [u8], h: &Hdr, role: PortRole, now: Time) -> Verdict {
-        if h.off != 0 {
+    pub(super) fn icmp(
+        &mut self,
+        ip: &mut [u8],
+        h: &Ipv4Repr,
+        role: PortRole,
+        now: Time,
+    ) -> Verdict {
+        if h.frag_offset != 0 {
             return Verdict::NotService;
         }
-        let Some(msg) = ip.get(h.hl..h.tl) else {
+        let Some(msg) = ip.get(h.hl()..h.tl()) else {
             return Verdict::Drop(DropReason::Malformed);
         };
         let Some(&t) = msg.first() else {
@@ -27,7 +33,7 @@ impl State {
         ) {
             return Verdict::NotService;
         }
-        if h.mf {
+        if h.more_frags {
             return Verdict::Drop(DropReason::IcmpFragmented);
         }
         let Some(quoted) = msg.get(icmp::HEADER_LEN..) else {
@@ -75,11 +81,11 @@ impl State {
             PortRole::Public => self.params.mtu_public,
             PortRole::Private => self.params.mtu_private,
         };
-        if h.ttl <= 1 || h.tl > mtu as usize {
+        if h.ttl <= 1 || h.tl() > mtu as usize {
             return Verdict::Drop(DropReason::IcmpUndeliverable);
         }
         let inbound = role == PortRole::Public;
-        self.count(c.svc_id(), c.dest_id(), h.tl, inbound);
+        self.count(c.svc_id(), c.dest_id(), h.tl(), inbound);
         let e = &self.stats.engine;
         if inbound {
             e.icmp_in.inc();
@@ -91,7 +97,7 @@ impl State {
         } else {
             (Ipv4Addr::from(c.vaddr), c.vport)
         };
-        let (hl, tl) = (h.hl, h.tl);
+        let (hl, tl) = (h.hl(), h.tl());
         let mut p = Ipv4Packet::new_unchecked(&mut *ip);
         if inbound {
             p.set_dst_incremental(new_addr);
@@ -119,6 +125,7 @@ impl State {
         msg[3] = 0;
         let c = checksum::internet(msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
-        Verdict::Forward { port: egress }
+        let dst = if inbound { new_addr } else { h.dst };
+        Verdict::Forward { port: egress, dst }
     }
 }

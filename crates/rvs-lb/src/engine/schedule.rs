@@ -1,11 +1,12 @@
 //! New connections: asking the service's scheduler for a real server, persistence templates
 //! (`ip_vs_sched_persist`) and the counters of a new connection.
 
-use super::{Hdr, SchedFail, State};
+use super::{SchedFail, State};
 use crate::config::{DestId, Service, ServiceId, ServiceKey, Snapshot};
 use crate::conn::NewConn;
 use crate::sched::{Flow, Scheduler};
 use crate::Time;
+use rvs_net::ipv4::Ipv4Repr;
 use std::net::Ipv4Addr;
 
 impl State {
@@ -63,21 +64,21 @@ impl State {
         &mut self,
         snap: &Snapshot,
         si: usize,
-        h: &Hdr,
+        h: &Ipv4Repr,
         sport: u16,
         dport: u16,
         now: Time,
     ) -> Result<u32, SchedFail> {
         let svc = snap.services().get(si).ok_or(SchedFail::NoDest)?;
         let flow = Flow {
-            proto: h.proto,
+            proto: h.protocol,
             caddr: h.src,
             cport: sport,
             vaddr: h.dst,
             vport: dport,
         };
         let mut conn = NewConn {
-            proto: h.proto,
+            proto: h.protocol,
             caddr: h.src,
             cport: sport,
             vaddr: h.dst,
@@ -106,8 +107,8 @@ impl State {
         let cnet = Ipv4Addr::from(u32::from(h.src) & u32::from(pers.netmask));
         let (tproto, tvaddr, tvport, zero_port) = match svc.key {
             ServiceKey::Fwmark(m) => (0u8, Ipv4Addr::from(m), 0u16, true),
-            ServiceKey::Addr { vport: 0, .. } => (h.proto, h.dst, 0, true),
-            ServiceKey::Addr { vport, .. } => (h.proto, h.dst, vport, false),
+            ServiceKey::Addr { vport: 0, .. } => (h.protocol, h.dst, 0, true),
+            ServiceKey::Addr { vport, .. } => (h.protocol, h.dst, vport, false),
         };
         let mut tmpl = self
             .conns

@@ -6,13 +6,41 @@ use crate::tcp_state::flags::{ACK, FIN, RST, SYN};
 use crate::NANOS_PER_SEC as S;
 use proptest::prelude::*;
 use rvs_net::checksum;
+use rvs_net::ipv4::Ipv4Packet;
 use rvs_net::l4::Side;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const PUB: PortRole = PortRole::Public;
 const PRIV: PortRole = PortRole::Private;
-const FWD_PRIV: Verdict = Verdict::Forward { port: PRIV };
-const FWD_PUB: Verdict = Verdict::Forward { port: PUB };
+/// Forward verdicts as [`routed`] returns them.
+const FWD_PRIV: Verdict = Verdict::Forward {
+    port: PRIV,
+    dst: Ipv4Addr::UNSPECIFIED,
+};
+const FWD_PUB: Verdict = Verdict::Forward {
+    port: PUB,
+    dst: Ipv4Addr::UNSPECIFIED,
+};
+
+/// `v` with a forward verdict's destination checked against the rewritten packet `p` (the
+/// worker routes on the verdict, so it must name where the packet now goes) and cleared, for
+/// comparing with [`FWD_PRIV`] / [`FWD_PUB`].
+fn routed(v: Verdict, p: &[u8]) -> Verdict {
+    match v {
+        Verdict::Forward { port, dst } => {
+            assert_eq!(
+                dst,
+                Ipv4Addr::new(p[16], p[17], p[18], p[19]),
+                "verdict's dst"
+            );
+            Verdict::Forward {
+                port,
+                dst: Ipv4Addr::UNSPECIFIED,
+            }
+        }
+        other => other,
+    }
+}
 
 fn rip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, n)
@@ -182,7 +210,7 @@ fn lb_with(s: Snapshot) -> Lb {
 
 fn syn_to(lb: &mut Lb, c: Ipv4Addr, port: u16, now: Time) -> Ipv4Addr {
     let mut p = tcp(c, port, VIP, 80, SYN);
-    assert_eq!(lb.process(&mut p, PUB, now), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut p, PUB, now), &p), FWD_PRIV);
     ends(&p).2
 }
 
@@ -208,16 +236,16 @@ fn tcp_handshake_both_directions() {
     let mut lb = lb_with(snap("rr", &[1, 1]));
     let mut p = tcp(cip(1), 40000, VIP, 80, SYN);
     let len = p.len() as u64;
-    assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
     assert_eq!(p, tcp_ttl(cip(1), 40000, rip(1), 8080, SYN, 63));
     assert!(checksums_ok(&p));
 
     let mut r = tcp(rip(1), 8080, cip(1), 40000, SYN | ACK);
-    assert_eq!(lb.process(&mut r, PRIV, S / 10), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut r, PRIV, S / 10), &r), FWD_PUB);
     assert_eq!(r, tcp_ttl(VIP, 80, cip(1), 40000, SYN | ACK, 63));
 
     let mut a = tcp(cip(1), 40000, VIP, 80, ACK);
-    assert_eq!(lb.process(&mut a, PUB, S / 5), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut a, PUB, S / 5), &a), FWD_PRIV);
     assert_eq!(a, tcp_ttl(cip(1), 40000, rip(1), 8080, ACK, 63));
 
     let mut out = Vec::new();
@@ -268,40 +296,87 @@ fn tcp_handshake_both_directions() {
     );
 }
 
+fn repr(p: &[u8]) -> Ipv4Repr {
+    Ipv4Repr::parse(p).unwrap()
+}
+
+fn entries(lb: &Lb, l: Lookup) -> Vec<*const u8> {
+    let mut v = Vec::new();
+    lb.prefetch_entries([l], |a| v.push(a));
+    v
+}
+
 #[test]
-fn lookup_hint_names_the_bucket_of_the_connection() {
+fn prefetch_names_the_bucket_and_entry_of_the_connection() {
     let mut lb = lb_with(snap("rr", &[1, 1]));
     let syn = tcp(cip(9), 40009, VIP, 80, SYN);
-    let hint = lb.lookup_hint(&syn, PUB).unwrap();
-    // Empty bucket: no chain head yet; the free entry is what `create` will use.
-    assert!(lb.hint_entry(hint).is_none());
-    assert!(lb.next_free_entry().is_some());
+    let (l, bucket) = lb.prefetch_lookup(&repr(&syn), PUB);
+    assert!(bucket.is_some());
+    // Empty bucket: only the free entry, which `create` will use.
+    let before = entries(&lb, l);
+    assert_eq!(before.len(), 1);
     let mut p = syn.clone();
-    assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
-    let e = lb
-        .hint_entry(hint)
-        .expect("connection at the head of its bucket");
-    assert_eq!((Ipv4Addr::from(e.caddr), e.cport), (cip(9), 40009));
-    assert!(lb.hint_bucket(hint).is_some());
-    // The reply names the same bucket from the other side.
+    assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
+    // Now the bucket leads to the entry the connection took, and a new free entry follows.
+    let after = entries(&lb, l);
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], before[0]);
+    assert_ne!(after[1], before[0]);
+    // The reply names the same lookup from the other side.
     let reply = tcp(rip(1), 8080, cip(9), 40009, SYN | ACK);
-    assert_eq!(lb.lookup_hint(&reply, PRIV), Some(hint));
-    // No hint for what is not looked up by client endpoint.
+    assert_eq!(lb.prefetch_lookup(&repr(&reply), PRIV), (l, bucket));
+    // Nothing for what is not looked up by client endpoint.
     let frag = ip_packet(cip(9), VIP, 17, 64, 0x0001, 5, &[0; 8]);
-    assert_eq!(lb.lookup_hint(&frag, PUB), None);
-    assert_eq!(lb.lookup_hint(&syn[..22], PUB), None);
-    assert_eq!(lb.lookup_hint(&[], PRIV), None);
+    let (none, addr) = lb.prefetch_lookup(&repr(&frag), PUB);
+    assert_eq!((none, addr), (Lookup::default(), None));
+    assert_eq!(entries(&lb, none).len(), 1);
+}
+
+#[test]
+fn a_header_that_does_not_fit_its_bytes_is_malformed() {
+    let mut lb = lb_with(snap("rr", &[1]));
+    let syn = tcp(cip(9), 40009, VIP, 80, SYN);
+    let h = repr(&syn);
+    let mut short = syn[..syn.len() - 1].to_vec();
+    assert_eq!(
+        lb.process_parsed(&mut short, &h, PUB, 0),
+        Verdict::Drop(DropReason::Malformed)
+    );
+    assert_eq!(lb.conn_count(), 0);
+    let mut p = syn.clone();
+    assert_eq!(routed(lb.process_parsed(&mut p, &h, PUB, 0), &p), FWD_PRIV);
 }
 
 proptest! {
     #[test]
-    fn lookup_hint_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+    fn prefetch_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
         let lb = lb_with(snap("rr", &[1]));
-        for role in [PUB, PRIV] {
-            if let Some(h) = lb.lookup_hint(&bytes, role) {
-                prop_assert!(lb.hint_bucket(h).is_some());
-                let _ = lb.hint_entry(h);
+        if let Ok(h) = Ipv4Repr::parse(&bytes) {
+            for role in [PUB, PRIV] {
+                let (l, addr) = lb.prefetch_lookup(&h, role);
+                prop_assert_eq!(addr.is_some(), h.ports.is_some());
+                prop_assert!(!entries(&lb, l).is_empty());
             }
+        }
+    }
+
+    /// A representation that does not describe the bytes it comes with (a dataplane bug) is
+    /// refused or processed, never a panic.
+    #[test]
+    fn mismatched_header_and_bytes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..120),
+        other in proptest::collection::vec(any::<u8>(), 20..120),
+        public in any::<bool>(),
+    ) {
+        let mut other = other;
+        other[0] = 0x45;
+        let len = other.len() as u16;
+        other[2..4].copy_from_slice(&len.to_be_bytes());
+        other[6] &= 0x3f;
+        if let Ok(h) = Ipv4Repr::parse(&other) {
+            let mut lb = lb_with(mixed_snapshot());
+            let mut b = bytes;
+            let _ = lb.process_parsed(&mut b, &h, if public { PUB } else { PRIV }, 0);
         }
     }
 }
@@ -396,11 +471,11 @@ fn persistence_netmask_and_port_zero() {
     let mut lb = lb_with(s);
     // Any port of the VIP; the real server port is the packet's port.
     let mut p = tcp(cip(1), 1000, VIP, 443, SYN);
-    assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
     assert_eq!(ends(&p), (cip(1), 1000, rip(1), 443));
     // Same /24, other port: same server (template vport 0).
     let mut p = tcp(cip(99), 1000, VIP, 22, SYN);
-    assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
     assert_eq!(ends(&p), (cip(99), 1000, rip(1), 22));
     let mut out = Vec::new();
     lb.list_conns(0, 100, 0, &mut out);
@@ -426,7 +501,7 @@ fn fwmark_service_matches_rule_ports() {
         .unwrap();
     let mut lb = lb_with(s);
     let mut p = tcp(cip(1), 1000, VIP, 8443, SYN);
-    assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
     assert_eq!(ends(&p), (cip(1), 1000, rip(1), 8443));
     let mut p = tcp(cip(1), 1000, VIP, 9000, SYN);
     assert!(matches!(
@@ -446,10 +521,10 @@ fn weight_zero_keeps_existing_sends_new_elsewhere() {
     lb.apply_snapshot(Arc::new(s2));
     // The existing connection still flows both ways.
     let mut a = tcp(cip(1), 1000, VIP, 80, ACK);
-    assert_eq!(lb.process(&mut a, PUB, S), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut a, PUB, S), &a), FWD_PRIV);
     assert_eq!(ends(&a).2, rip(1));
     let mut r = tcp(rip(1), 8080, cip(1), 1000, ACK);
-    assert_eq!(lb.process(&mut r, PRIV, S), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut r, PRIV, S), &r), FWD_PUB);
     for port in 2000..2005 {
         assert_eq!(syn_to(&mut lb, cip(2), port, S), rip(2));
     }
@@ -465,10 +540,10 @@ fn removed_dest_keeps_serving_until_expired() {
     assert_eq!(s2.config().trash()[0].dest.id, id);
     lb.apply_snapshot(Arc::new(s2));
     let mut a = tcp(cip(1), 1000, VIP, 80, ACK);
-    assert_eq!(lb.process(&mut a, PUB, S), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut a, PUB, S), &a), FWD_PRIV);
     assert_eq!(ends(&a).2, rip(1));
     let mut r = tcp(rip(1), 8080, cip(1), 1000, ACK);
-    assert_eq!(lb.process(&mut r, PRIV, S), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut r, PRIV, S), &r), FWD_PUB);
     assert_eq!(ends(&r).0, VIP);
     // Its traffic is still counted under its id.
     assert_eq!(lb.stats().dest(id).unwrap().traffic.read().inpkts, 2);
@@ -506,7 +581,7 @@ fn edits_keep_connections_on_their_dest() {
     lb.apply_snapshot(Arc::new(s2));
     for (i, d) in dests.iter().enumerate() {
         let mut a = tcp(cip(1), 100 + i as u16, VIP, 80, ACK);
-        assert_eq!(lb.process(&mut a, PUB, S), FWD_PRIV);
+        assert_eq!(routed(lb.process(&mut a, PUB, S), &a), FWD_PRIV);
         assert_eq!(ends(&a).2, *d);
     }
     // wlc now prefers the heavy, empty server.
@@ -523,15 +598,15 @@ fn udp_both_directions_zero_checksum_and_expiry() {
         .unwrap();
     let mut lb = lb_with(s);
     let mut q = udp(cip(1), 5000, VIP, 53);
-    assert_eq!(lb.process(&mut q, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut q, PUB, 0), &q), FWD_PRIV);
     assert_eq!(q, udp_ttl(cip(1), 5000, rip(1), 5353, b"query", 63));
     let mut r = udp_ttl(rip(1), 5353, cip(1), 5000, b"answer", 64);
-    assert_eq!(lb.process(&mut r, PRIV, S), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut r, PRIV, S), &r), FWD_PUB);
     assert_eq!(r, udp_ttl(VIP, 53, cip(1), 5000, b"answer", 63));
     // No checksum stays no checksum.
     let seg = udp_seg(cip(1), 5000, VIP, 53, b"nocsum", false);
     let mut n = ip_packet(cip(1), VIP, 17, 64, 0, 9, &seg);
-    assert_eq!(lb.process(&mut n, PUB, 2 * S), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut n, PUB, 2 * S), &n), FWD_PRIV);
     let seg2 = udp_seg(cip(1), 5000, rip(1), 5353, b"nocsum", false);
     assert_eq!(n, ip_packet(cip(1), rip(1), 17, 63, 0, 9, &seg2));
     // UDP stays inactive; 300 s after the last packet it is gone.
@@ -626,7 +701,7 @@ fn full_table_drops_new_keeps_old() {
     assert_eq!(lb.stats().engine.drops_for(DropReason::ConnTableFull), 1);
     for (port, d) in [(1, rip(1)), (2, rip(2))] {
         let mut a = tcp(cip(1), port, VIP, 80, ACK);
-        assert_eq!(lb.process(&mut a, PUB, S), FWD_PRIV);
+        assert_eq!(routed(lb.process(&mut a, PUB, S), &a), FWD_PRIV);
         assert_eq!(ends(&a).2, d);
     }
     // rr did not advance on the refused SYN.
@@ -670,12 +745,7 @@ fn ttl_and_mtu_checks_leave_packet_and_state_untouched() {
     assert_eq!(lb.conn_count(), 0);
     // Without DF it is forwarded; the dataplane fragments it for the egress MTU.
     let mut big = ip_packet(cip(1), VIP, 6, 64, 0, 1, &seg);
-    assert_eq!(
-        lb.process(&mut big, PUB, 0),
-        Verdict::Forward {
-            port: PortRole::Private
-        }
-    );
+    assert_eq!(routed(lb.process(&mut big, PUB, 0), &big), FWD_PRIV);
     assert_eq!(lb.conn_count(), 1);
     lb.flush_conns(0, usize::MAX);
     assert_eq!(lb.stats().engine.ttl_exceeded.get(), 1);
@@ -735,7 +805,7 @@ fn upper_threshold_overloads_dest() {
 /// The SYN+ACK a real server sends, after SNAT: VIP:80 -> client.
 fn snatted_reply(lb: &mut Lb, c: Ipv4Addr, cport: u16, d: Ipv4Addr) -> Vec<u8> {
     let mut r = tcp(d, 8080, c, cport, SYN | ACK);
-    assert_eq!(lb.process(&mut r, PRIV, 0), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut r, PRIV, 0), &r), FWD_PUB);
     r
 }
 
@@ -764,7 +834,7 @@ fn related_icmp_from_public_side() {
     let router = Ipv4Addr::new(203, 0, 113, 1);
     let mut e = icmp_error_pkt(router, VIP, 3, 4, 40, &reply[..28]);
     let inpkts = lb.stats().total.inpkts.get();
-    assert_eq!(lb.process(&mut e, PUB, S), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut e, PUB, S), &e), FWD_PRIV);
     // Expected: the quote as the real server sent it (source RIP:8080, TTL as forwarded),
     // outer destination RIP.
     let mut q = reply[..28].to_vec();
@@ -810,10 +880,10 @@ fn related_icmp_from_private_side() {
         .unwrap();
     let mut lb = lb_with(s);
     let mut q = udp(cip(1), 5000, VIP, 53);
-    assert_eq!(lb.process(&mut q, PUB, 0), FWD_PRIV);
+    assert_eq!(routed(lb.process(&mut q, PUB, 0), &q), FWD_PRIV);
     // The real server has nothing on 5353: port unreachable quoting what it received.
     let mut e = icmp_error_pkt(rip(1), cip(1), 3, 3, 0, &q[..28]);
-    assert_eq!(lb.process(&mut e, PRIV, S), FWD_PUB);
+    assert_eq!(routed(lb.process(&mut e, PRIV, S), &e), FWD_PUB);
     let orig = udp_ttl(cip(1), 5000, VIP, 53, b"query", 63);
     let mut quote = orig[..28].to_vec();
     // The quoted UDP checksum is left as the real server saw it (as the kernel does).
@@ -885,7 +955,7 @@ fn fragments_single_core() {
     let mut frags = fragments(cip(1), 5000, VIP, 53, &data, 1480, 0x4242);
     assert_eq!(frags.len(), 3);
     for f in frags.iter_mut() {
-        assert_eq!(lb.process(f, PUB, 0), FWD_PRIV);
+        assert_eq!(routed(lb.process(f, PUB, 0), f), FWD_PRIV);
         assert_eq!(Ipv4Packet::new_checked(&f[..]).unwrap().dst(), rip(1));
     }
     let seg = reassembled_ok(&frags, cip(1), rip(1));
@@ -896,7 +966,7 @@ fn fragments_single_core() {
     // The reply, fragmented too.
     let mut back = fragments(rip(1), 5353, cip(1), 5000, &data, 1480, 0x9999);
     for f in back.iter_mut() {
-        assert_eq!(lb.process(f, PRIV, 0), FWD_PUB);
+        assert_eq!(routed(lb.process(f, PRIV, 0), f), FWD_PUB);
     }
     let seg = reassembled_ok(&back, VIP, cip(1));
     assert_eq!(u16::from_be_bytes([seg[0], seg[1]]), 53);
@@ -947,7 +1017,7 @@ fn fragments_across_cores_hand_over_to_owner() {
             Verdict::Handover { core: c } => {
                 assert_eq!(c, owner);
                 handed += 1;
-                assert_eq!(lbs[c].process(f, PUB, 0), FWD_PRIV);
+                assert_eq!(routed(lbs[c].process(f, PUB, 0), f), FWD_PRIV);
             }
             v => panic!("{v:?}"),
         }
@@ -983,13 +1053,13 @@ fn steering_agrees_across_directions() {
         let req = tcp(c, port, VIP, 80, SYN);
         let core = steer(&req, PUB, n);
         let mut fwd = req.clone();
-        assert_eq!(lb.process(&mut fwd, PUB, 0), FWD_PRIV);
+        assert_eq!(routed(lb.process(&mut fwd, PUB, 0), &fwd), FWD_PRIV);
         // Reply from the real server, an ICMP error about the reply from the public side,
         // and one about the forwarded request from the private side.
         let reply = tcp(rip(1), 8080, c, port, SYN | ACK);
         assert_eq!(steer(&reply, PRIV, n), core);
         let mut snat = reply.clone();
-        assert_eq!(lb.process(&mut snat, PRIV, 0), FWD_PUB);
+        assert_eq!(routed(lb.process(&mut snat, PRIV, 0), &snat), FWD_PUB);
         let e1 = icmp_error_pkt(Ipv4Addr::new(203, 0, 113, 1), VIP, 11, 0, 0, &snat[..28]);
         assert_eq!(steer(&e1, PUB, n), core);
         let e2 = icmp_error_pkt(rip(1), c, 3, 3, 0, &fwd[..28]);
@@ -1084,10 +1154,10 @@ proptest! {
             let t = |s, sp, d, dp, ttl| ip_packet(s, d, 6, ttl, 0x4000, 7, &tcp_seg(s, sp, d, dp, SYN, &data));
             (t(c, cport, VIP, 80, 64), t(c, cport, rip(1), 8080, 63), t(rip(1), 8080, c, cport, 64), t(VIP, 80, c, cport, 63))
         };
-        prop_assert_eq!(lb.process(&mut p, PUB, 0), FWD_PRIV);
+        prop_assert_eq!(routed(lb.process(&mut p, PUB, 0), &p), FWD_PRIV);
         prop_assert!(checksums_ok(&p));
         prop_assert_eq!(&p, &want);
-        prop_assert_eq!(lb.process(&mut r, PRIV, 0), FWD_PUB);
+        prop_assert_eq!(routed(lb.process(&mut r, PRIV, 0), &r), FWD_PUB);
         prop_assert!(checksums_ok(&r));
         prop_assert_eq!(&r, &rwant);
     }
@@ -1140,7 +1210,7 @@ proptest! {
         } else {
             ip_packet(c, VIP, 6, 64, 0, 3, &tcp_seg(c, cport, VIP, 80, ACK, &data))
         };
-        let h = parse(&orig).unwrap();
+        let h = repr(&orig);
         let (side, old_addr, old_port) = if dst_side {
             (Side::Dst, VIP, if use_udp { 53 } else { 80 })
         } else {
