@@ -19,7 +19,7 @@ pub use config::{
     ConfigError, DestId, DestSpec, Proto, ServiceId, ServiceKey, ServiceSpec, Snapshot,
 };
 pub use conn::ConnInfo;
-pub use engine::{Lb, LbParams, Lookup, Verdict};
+pub use engine::{Lb, LbParams, Lookup, Prepared, Verdict};
 pub use stats::{CoreStats, DropReason};
 pub use steer::steer;
 

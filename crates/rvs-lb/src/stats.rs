@@ -256,6 +256,9 @@ pub struct EngineCounters {
     pub handovers: Counter,
     /// Current entries in the connection table (connections and templates).
     pub table_entries: Counter,
+    /// Schedulers this core built or rebuilt itself on a snapshot change because the management
+    /// core had not prepared them ([`crate::engine::Prepared`]): 0 in normal operation.
+    pub scheds_built: Counter,
 }
 
 impl EngineCounters {

@@ -46,6 +46,7 @@ use rvs_net::ipv4::{Ipv4Repr, Protocol};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+pub use apply::Prepared;
 use apply::{DestRt, SvcRt};
 
 /// What the dataplane does with the packet after [`Lb::process`].

@@ -1223,3 +1223,79 @@ proptest! {
         prop_assert_eq!(p, orig);
     }
 }
+
+/// Applies `steps` (each from the one before) on two engines, one taking schedulers prepared
+/// by `Lb::prepare` and one building its own; returns both and the picks of `syns` new
+/// connections after every step, which must not differ.
+fn prepared_and_local(steps: &[Snapshot], syns: u16) -> (Lb, Lb) {
+    let mut with = lb_with(Snapshot::empty());
+    let mut without = lb_with(Snapshot::empty());
+    let mut prev = Snapshot::empty();
+    for (k, s) in steps.iter().enumerate() {
+        let p = Lb::prepare(with.params(), &prev, s);
+        with.apply_prepared(Arc::new(s.clone()), Some(p));
+        without.apply_snapshot(Arc::new(s.clone()));
+        for i in 0..syns {
+            let port = 1000 * (k as u16 + 1) + i;
+            let c = cip(i as u8 % 7 + 1);
+            assert_eq!(
+                syn_to(&mut with, c, port, S),
+                syn_to(&mut without, c, port, S),
+                "step {k}, SYN {i}"
+            );
+        }
+        prev = s.clone();
+    }
+    (with, without)
+}
+
+#[test]
+fn prepared_schedulers_are_moved_in_not_built() {
+    for sched in ["mh", "sh", "dh", "lblc", "lblcr", "rr", "wrr", "twos"] {
+        let s1 = snap(sched, &[1, 2, 3]);
+        let s2 = s1
+            .add_dest(&web(), DestSpec::new(rip(9), 8080).weight(2))
+            .unwrap();
+        let s3 = s2
+            .edit_dest(&web(), DestSpec::new(rip(2), 8080).weight(5))
+            .unwrap();
+        let s4 = s3
+            .edit_service(ServiceSpec::new(web()).scheduler("mh"))
+            .unwrap();
+        let (with, without) = prepared_and_local(&[s1, s2, s3, s4], 40);
+        assert_eq!(with.stats().engine.scheds_built.get(), 0, "{sched}");
+        // Without preparation the worker built the new service's scheduler and the one it
+        // changed to, and rebuilt every table the edits changed.
+        let tables = if matches!(sched, "mh" | "sh" | "dh") {
+            2
+        } else {
+            0
+        };
+        let changed = if sched == "mh" { 1 } else { 2 };
+        assert_eq!(
+            without.stats().engine.scheds_built.get(),
+            changed + tables,
+            "{sched}"
+        );
+    }
+}
+
+#[test]
+fn preparation_for_another_snapshot_is_not_used() {
+    let s1 = snap("mh", &[1, 1]);
+    let s2 = s1
+        .add_dest(&web(), DestSpec::new(rip(9), 8080).weight(1))
+        .unwrap();
+    let mut lb = lb_with(Snapshot::empty());
+    // Prepared for s1, offered with s2 (the worker skipped a generation): built here.
+    let p = Lb::prepare(lb.params(), &Snapshot::empty(), &s1);
+    lb.apply_prepared(Arc::new(s2.clone()), Some(p));
+    assert_eq!(lb.stats().engine.scheds_built.get(), 1);
+    let mut local = lb_with(s2);
+    for i in 0..20 {
+        assert_eq!(
+            syn_to(&mut lb, cip(1), 3000 + i, S),
+            syn_to(&mut local, cip(1), 3000 + i, S)
+        );
+    }
+}
