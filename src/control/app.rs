@@ -1,25 +1,22 @@
-//! Bringing the appliance up and down, and the management core's loop (on the main lcore):
-//! neighbour resolution, gratuitous ARP, signals. Workers run on the other lcores.
+//! Bringing the appliance up and down: the checks before EAL, the start in named steps
+//! (`run_with_eal`), and teardown in a fixed order (`Appliance`). Once up, the main lcore runs
+//! the management core (`control::mgmt`); workers run on the other lcores.
 
-use super::ports::{bring_up_port, choose_steering, tx_offload_names};
-use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
-use super::report::{HwPortCounters, NeighRow, PortCountersSnapshot};
-use super::server::{self, Handler};
+use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx};
+use super::ports::{bring_up_port, choose_steering, tx_offload_names, PortUp};
+use super::server;
 use crate::config::{ApplianceConfig, Interface};
 use crate::dataplane::l3::PortInfo;
-use crate::dataplane::neigh::{NeighActions, NeighTable, NeighTimers};
-use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
+use crate::dataplane::neigh::NeighTimers;
+use crate::dataplane::shared::{Shared, TscClock};
 use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
-use crate::dataplane::{counters, latency};
-use crate::dpdk::port::stats_of;
-use crate::dpdk::{self, Eal, Mempool, Port, PortId, RingTx};
+use crate::dpdk::{self, Eal, LcoreGroup, Mempool, Port, PortId, RingRx, RingTx, RxQueue, TxQueue};
 use crate::lb::conn::MemAdvice;
+use crate::lb::steer::Steer;
 use crate::lb::{Lb, LbParams, PortRole, Snapshot};
-use crate::net::{arp, MacAddr};
-use std::net::Ipv4Addr;
+use crate::net::MacAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Startup failures, each a one-line message for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -83,185 +80,6 @@ fn free_hugepage_mb() -> u64 {
     total_kb / 1024
 }
 
-/// The running appliance, as the control handler sees it.
-struct Mgmt {
-    shared: Arc<Shared>,
-    port_ids: [PortId; 2],
-    drivers: [String; 2],
-    /// How packets reach their owner core on each port (decided at start).
-    steering: [String; 2],
-    /// The TX offloads enabled on each port ([`tx_offload_names`]).
-    tx_offloads: [String; 2],
-    lcores: Vec<u32>,
-    neigh: Mutex<[NeighTable; 2]>,
-    clock: TscClock,
-    /// The IPVS configuration and statistics (every ipvsadm request).
-    ipvs: super::ipvs::Ipvs,
-}
-
-impl Handler for Mgmt {
-    fn handle(&self, req: Request) -> Response {
-        match req {
-            Request::Ping => Response::ok(serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-            })),
-            Request::PortStats => self.port_stats(),
-            Request::Neighbours => {
-                let now = self.clock.ns(dpdk::tsc());
-                let t = self.neigh.lock().unwrap_or_else(|e| e.into_inner());
-                let rows: Vec<(String, Vec<NeighRow>)> = PortRole::ALL
-                    .iter()
-                    .map(|r| (r.name().to_string(), t[r.index()].rows(now)))
-                    .collect();
-                json_ok(&NeighReply { ports: rows })
-            }
-            other => self.ipvs.handle(other),
-        }
-    }
-}
-
-fn json_ok<T: serde::Serialize>(v: &T) -> Response {
-    match serde_json::to_value(v) {
-        Ok(v) => Response::ok(v),
-        Err(e) => Response::err(format!("internal error: {e}"), 255),
-    }
-}
-
-impl Mgmt {
-    fn port_stats(&self) -> Response {
-        let mut ports = Vec::new();
-        for role in PortRole::ALL {
-            let info = self.shared.port(role);
-            let mut sw = PortCountersSnapshot::default();
-            for w in &self.shared.counters {
-                sw.add(&counters::snapshot(w.port(role)));
-            }
-            let link = link_of(self.port_ids[role.index()]);
-            ports.push(PortReport {
-                role: role.name().into(),
-                device: info.iface.device.clone(),
-                driver: self.drivers[role.index()].clone(),
-                steering: self.steering[role.index()].clone(),
-                tx_offloads: self.tx_offloads[role.index()].clone(),
-                mac: info.mac.to_string(),
-                addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
-                link_up: link.up,
-                speed_mbps: link.speed_mbps,
-                hw: stats_of(self.port_ids[role.index()])
-                    .map(hw_counters)
-                    .unwrap_or_default(),
-                sw,
-            });
-        }
-        let workers = self
-            .shared
-            .counters
-            .iter()
-            .enumerate()
-            .map(|(i, w)| WorkerReport {
-                worker: i,
-                lcore: self.lcores.get(i).copied().unwrap_or(0),
-                handed_in: w.handed_in.load(Ordering::Relaxed),
-                loops: w.loops.load(Ordering::Relaxed),
-                latency: latency::report(&[&w.latency], self.shared.tsc_hz),
-                ports: PortRole::ALL
-                    .iter()
-                    .map(|r| counters::snapshot(w.port(*r)))
-                    .collect(),
-            })
-            .collect();
-        json_ok(&PortStatsReply { ports, workers })
-    }
-}
-
-/// The control state reaches the workers through their shared state.
-impl super::ipvs::Dataplane for Shared {
-    fn current(&self) -> Arc<Snapshot> {
-        self.lb.load()
-    }
-
-    fn publish(&self, snapshot: Snapshot) {
-        self.lb.publish(snapshot);
-    }
-
-    fn core_stats(&self) -> &[Arc<crate::lb::CoreStats>] {
-        &self.lb_stats
-    }
-
-    fn conn_tab_size(&self) -> u32 {
-        let total = self.conn_capacity.saturating_mul(self.lb_stats.len());
-        u32::try_from(total).unwrap_or(u32::MAX)
-    }
-
-    fn list_conns(&self) -> Result<Vec<crate::lb::ConnInfo>, String> {
-        Shared::list_conns(self)
-    }
-
-    fn expire_dest_conns(&self, dest: crate::lb::DestId) {
-        Shared::expire_dest_conns(self, dest);
-    }
-}
-
-/// The NIC counters as the control protocol reports them.
-fn hw_counters(s: dpdk::PortStats) -> HwPortCounters {
-    HwPortCounters {
-        ipackets: s.ipackets,
-        opackets: s.opackets,
-        ibytes: s.ibytes,
-        obytes: s.obytes,
-        imissed: s.imissed,
-        ierrors: s.ierrors,
-        oerrors: s.oerrors,
-        rx_nombuf: s.rx_nombuf,
-    }
-}
-
-fn link_of(id: PortId) -> dpdk::LinkStatus {
-    // Link state through a temporary handle would close the port on drop; query by id.
-    dpdk::port::link_of(id)
-}
-
-/// Builds and sends management frames through worker 0's rings.
-struct MgmtTx {
-    pool: Mempool,
-    rings: [RingTx; 2],
-}
-
-impl MgmtTx {
-    fn send_frame(&mut self, role: PortRole, build: impl FnOnce(&mut [u8]) -> Option<usize>) {
-        let Some(mut m) = self.pool.alloc() else {
-            return;
-        };
-        if m.set_len(arp::FRAME_LEN).is_err() {
-            return;
-        }
-        let Some(n) = build(m.data_mut()) else {
-            return;
-        };
-        if m.set_len(n).is_err() {
-            return;
-        }
-        let mut b = dpdk::Burst::new();
-        let _ = b.push(m);
-        self.rings[role.index()].enqueue(&mut b);
-        // Whatever did not fit is freed with `b`.
-    }
-
-    fn arp_request(&mut self, role: PortRole, mac: MacAddr, iface: &Interface, target: Ipv4Addr) {
-        let src = iface
-            .addresses
-            .iter()
-            .find(|a| a.contains(target))
-            .map(|a| a.addr)
-            .unwrap_or_else(|| iface.primary());
-        self.send_frame(role, |buf| arp::build_request(buf, mac, src, target).ok());
-    }
-
-    fn gratuitous(&mut self, role: PortRole, mac: MacAddr, ip: Ipv4Addr) {
-        self.send_frame(role, |buf| arp::build_gratuitous(buf, mac, ip).ok());
-    }
-}
-
 /// Runs the appliance until SIGINT/SIGTERM. Returns after a clean shutdown.
 pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
     precheck(&cfg)?;
@@ -306,78 +124,168 @@ struct Appliance {
     _eal: Eal,
 }
 
+/// The start, step by step, then the management loop until SIGINT/SIGTERM. Whatever DPDK
+/// object a step creates that must outlive it goes into `app` as soon as it exists, so an
+/// error at any later step (every `?` below) still tears everything down in order.
 fn run_with_eal(
     cfg: &ApplianceConfig,
     bound: server::Bound,
     term: Arc<AtomicBool>,
     app: &mut Appliance,
 ) -> Result<(), AppError> {
+    let lcores = worker_lcores(cfg)?;
+    let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, cfg.tables.mbuf_size, 0)?;
+    let ports = start_ports(cfg, &pool, &mut app.ports)?;
+    let (shared, engines) = build_dataplane(cfg, &ports.facts, &ports.steer);
+    let rings = Rings::new(lcores.len())?;
+    let kit = WorkerKit {
+        shared: shared.clone(),
+        engines,
+        queues: ports.queues,
+        to: rings.to,
+        from: rings.from,
+        mgmt: rings.mgmt_rx,
+        pool,
+        port_ids: ports.facts.ids.map(|id| id.0),
+        hold_cap: cfg.tables.arp_hold as usize,
+    };
+    // From here on every `?` returns with the workers running: `Appliance` stops and joins them.
+    launch_workers(kit, &lcores, &mut app.workers)?;
+    let mgmt = build_mgmt(cfg, &shared, &ports.facts, lcores);
+    start_serving(cfg, &mgmt, bound, &mut app.server)?;
+    let mut tx = MgmtTx {
+        pool,
+        rings: rings.mgmt_tx,
+    };
+    tx.announce(&shared);
+    report_ready(cfg, &ports.facts.macs);
+
+    management_loop(&mgmt, &mut tx, &term);
+    // Shutdown: `Appliance` (dropped by the caller) disconnects the clients, stops the
+    // workers and the ports, then cleans up the EAL.
+    Ok(())
+}
+
+/// The lcores the workers run on: the first `workers.count` worker lcores EAL has.
+fn worker_lcores(cfg: &ApplianceConfig) -> Result<Vec<u32>, AppError> {
     let nworkers = cfg.workers.count as usize;
-    let lcores = dpdk::worker_lcores();
+    let mut lcores = dpdk::worker_lcores();
     if lcores.len() < nworkers {
         return Err(AppError::Precheck(format!(
             "{} worker lcores available, {nworkers} configured",
             lcores.len()
         )));
     }
-    let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, cfg.tables.mbuf_size, 0)?;
+    lcores.truncate(nworkers);
+    Ok(lcores)
+}
 
-    let mut ups = Vec::new();
-    for (role, iface) in [
-        (PortRole::Public, &cfg.public),
-        (PortRole::Private, &cfg.private),
-    ] {
-        ups.push(bring_up_port(
+/// A port's queues: queue i is worker i's.
+struct PortQueues {
+    rx: Vec<RxQueue>,
+    tx: Vec<TxQueue>,
+}
+
+/// What the management core and the workers need to know of the two ports ([public,
+/// private]).
+struct PortFacts {
+    ids: [PortId; 2],
+    macs: [MacAddr; 2],
+    drivers: [String; 2],
+    /// How packets reach their owner core on each port (the line `choose_steering` reports).
+    steering: [String; 2],
+    /// The TX offloads each port was configured with (`TX_OFFLOAD_*` bits).
+    tx_offloads: [u64; 2],
+}
+
+/// The two ports, started; the `Port`s themselves are owned by `Appliance`.
+struct StartedPorts {
+    /// [public, private].
+    queues: [PortQueues; 2],
+    /// The steering both ports run with (each worker gets its own copy).
+    steer: Steer,
+    facts: PortFacts,
+}
+
+/// Brings up the public then the private port with one queue pair per worker, chooses the
+/// steering both run with, and hands the ports to `owned` (in `Appliance`).
+fn start_ports(
+    cfg: &ApplianceConfig,
+    pool: &Mempool,
+    owned: &mut Vec<Port>,
+) -> Result<StartedPorts, AppError> {
+    let nworkers = cfg.workers.count as usize;
+    let up = |role: PortRole, iface: &Interface| {
+        bring_up_port(
             role,
             &iface.device,
             iface.mtu,
             iface.tx_checksum_offload,
             nworkers,
-            &pool,
+            pool,
             None,
-        )?);
-    }
-    let (steer, steerings) = choose_steering([&ups[0].steering, &ups[1].steering], nworkers);
-    let ports = &mut app.ports;
-    let mut queues = Vec::new();
-    let mut drivers = Vec::new();
-    let mut tx_offloads = Vec::new();
-    for ((role, iface), up) in [
-        (PortRole::Public, &cfg.public),
-        (PortRole::Private, &cfg.private),
-    ]
-    .into_iter()
-    .zip(ups)
-    {
+        )
+    };
+    let ups = [
+        up(PortRole::Public, &cfg.public)?,
+        up(PortRole::Private, &cfg.private)?,
+    ];
+    let (steer, steering) = choose_steering([&ups[0].steering, &ups[1].steering], nworkers);
+    let [public, private] = ups;
+    let mut adopt = |role: PortRole, iface: &Interface, up: PortUp| {
         tracing::info!(
             port = role.name(),
             device = %iface.device,
             driver = %up.info.driver,
-            steering = steerings[role.index()].as_str(),
+            steering = steering[role.index()].as_str(),
             tx_offloads = %tx_offload_names(up.tx_offloads),
             "port started"
         );
-        drivers.push(up.info.driver);
-        tx_offloads.push(up.tx_offloads);
-        queues.push((up.rxq, up.txq));
-        ports.push(up.port);
-    }
-    let macs = [MacAddr(ports[0].mac()?), MacAddr(ports[1].mac()?)];
+        owned.push(up.port);
+        let queues = PortQueues {
+            rx: up.rxq,
+            tx: up.txq,
+        };
+        (up.info.driver, up.tx_offloads, queues)
+    };
+    let (pub_driver, pub_offloads, pub_queues) = adopt(PortRole::Public, &cfg.public, public);
+    let (priv_driver, priv_offloads, priv_queues) = adopt(PortRole::Private, &cfg.private, private);
+    let macs = [MacAddr(owned[0].mac()?), MacAddr(owned[1].mac()?)];
+    Ok(StartedPorts {
+        queues: [pub_queues, priv_queues],
+        steer,
+        facts: PortFacts {
+            ids: [owned[0].id(), owned[1].id()],
+            macs,
+            drivers: [pub_driver, priv_driver],
+            steering,
+            tx_offloads: [pub_offloads, priv_offloads],
+        },
+    })
+}
+
+/// The state the workers share with the management core, and one load-balancing engine per
+/// worker, built here (allocation happens off the workers).
+fn build_dataplane(
+    cfg: &ApplianceConfig,
+    ports: &PortFacts,
+    steer: &Steer,
+) -> (Arc<Shared>, Vec<Lb>) {
+    let nworkers = cfg.workers.count as usize;
     let port_infos = [
         PortInfo {
             role: PortRole::Public,
-            mac: macs[0],
+            mac: ports.macs[0],
             iface: cfg.public.clone(),
-            tx_ip_csum: tx_offloads[0] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
+            tx_ip_csum: ports.tx_offloads[0] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
         },
         PortInfo {
             role: PortRole::Private,
-            mac: macs[1],
+            mac: ports.macs[1],
             iface: cfg.private.clone(),
-            tx_ip_csum: tx_offloads[1] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
+            tx_ip_csum: ports.tx_offloads[1] & dpdk::port::TX_OFFLOAD_IPV4_CKSUM != 0,
         },
     ];
-    // One load-balancing engine per worker, built here (allocation happens off the workers).
     let snapshot = Arc::new(Snapshot::empty());
     let seed = dpdk::tsc();
     let engines: Vec<Lb> = (0..nworkers)
@@ -407,50 +315,84 @@ fn run_with_eal(
         lb_stats,
         cfg.tables.connections as usize,
     ));
-    // Handover rings: one SPSC ring per ordered pair of workers.
-    let mut to: Vec<Vec<Option<dpdk::RingTx>>> = (0..nworkers)
-        .map(|_| (0..nworkers).map(|_| None).collect())
-        .collect();
-    let mut from: Vec<Vec<Option<dpdk::RingRx>>> = (0..nworkers)
-        .map(|_| (0..nworkers).map(|_| None).collect())
-        .collect();
-    for i in 0..nworkers {
-        for j in 0..nworkers {
-            if i != j {
-                let (t, r) = dpdk::mbuf_ring(&format!("rvs_ho_{i}_{j}"), 4096, 0)?;
-                to[i][j] = Some(t);
-                from[j][i] = Some(r);
+    (shared, engines)
+}
+
+/// The rings between lcores.
+struct Rings {
+    /// Handover, one SPSC ring per ordered pair of workers: worker i sends to worker j on
+    /// `to[i][j]`, which worker j receives on `from[j][i]` (`None` on the diagonal).
+    to: Vec<Vec<Option<RingTx>>>,
+    from: Vec<Vec<Option<RingRx>>>,
+    /// The management core's frames, one ring per port, which worker 0 drains.
+    mgmt_tx: [RingTx; 2],
+    mgmt_rx: [RingRx; 2],
+}
+
+impl Rings {
+    fn new(nworkers: usize) -> Result<Rings, AppError> {
+        let mut to: Vec<Vec<Option<RingTx>>> = (0..nworkers)
+            .map(|_| (0..nworkers).map(|_| None).collect())
+            .collect();
+        let mut from: Vec<Vec<Option<RingRx>>> = (0..nworkers)
+            .map(|_| (0..nworkers).map(|_| None).collect())
+            .collect();
+        for i in 0..nworkers {
+            for j in 0..nworkers {
+                if i != j {
+                    let (t, r) = dpdk::mbuf_ring(&format!("rvs_ho_{i}_{j}"), 4096, 0)?;
+                    to[i][j] = Some(t);
+                    from[j][i] = Some(r);
+                }
             }
         }
+        let (mgmt_pub_tx, mgmt_pub_rx) = dpdk::mbuf_ring("rvs_mgmt_pub", 1024, 0)?;
+        let (mgmt_priv_tx, mgmt_priv_rx) = dpdk::mbuf_ring("rvs_mgmt_priv", 1024, 0)?;
+        Ok(Rings {
+            to,
+            from,
+            mgmt_tx: [mgmt_pub_tx, mgmt_priv_tx],
+            mgmt_rx: [mgmt_pub_rx, mgmt_priv_rx],
+        })
     }
-    let port_ids = [ports[0].id().0, ports[1].id().0];
-    let (mgmt_pub_tx, mgmt_pub_rx) = dpdk::mbuf_ring("rvs_mgmt_pub", 1024, 0)?;
-    let (mgmt_priv_tx, mgmt_priv_rx) = dpdk::mbuf_ring("rvs_mgmt_priv", 1024, 0)?;
-    let mut mgmt_rings = Some([mgmt_pub_rx, mgmt_priv_rx]);
+}
 
-    // Hand each worker its queues: queue i of both ports.
-    let (pub_q, priv_q) = {
-        let mut it = queues.into_iter();
-        let a = it
-            .next()
-            .ok_or_else(|| AppError::Precheck("no public queues".into()))?;
-        let b = it
-            .next()
-            .ok_or_else(|| AppError::Precheck("no private queues".into()))?;
-        (a, b)
-    };
-    let mut pub_rx = pub_q.0.into_iter();
-    let mut pub_tx = pub_q.1.into_iter();
-    let mut priv_rx = priv_q.0.into_iter();
-    let mut priv_tx = priv_q.1.into_iter();
-    let workers = app.workers.insert(dpdk::LcoreGroup::new({
-        let shared = shared.clone();
+/// What the workers are launched with: worker i takes element i of every list.
+struct WorkerKit {
+    shared: Arc<Shared>,
+    engines: Vec<Lb>,
+    /// [public, private].
+    queues: [PortQueues; 2],
+    to: Vec<Vec<Option<RingTx>>>,
+    from: Vec<Vec<Option<RingRx>>>,
+    /// Worker 0's alone: the management core's frames.
+    mgmt: [RingRx; 2],
+    pool: Mempool,
+    port_ids: [u16; 2],
+    hold_cap: usize,
+}
+
+/// Launches one worker per lcore of `lcores`, each on queue i of both ports, in a group that
+/// `workers` (in `Appliance`) owns before the first launch.
+fn launch_workers(
+    kit: WorkerKit,
+    lcores: &[u32],
+    workers: &mut Option<LcoreGroup>,
+) -> Result<(), AppError> {
+    let [pub_q, priv_q] = kit.queues;
+    let mut pub_rx = pub_q.rx.into_iter();
+    let mut pub_tx = pub_q.tx.into_iter();
+    let mut priv_rx = priv_q.rx.into_iter();
+    let mut priv_tx = priv_q.tx.into_iter();
+    let workers = workers.insert(LcoreGroup::new({
+        let shared = kit.shared.clone();
         move || shared.running.store(false, Ordering::SeqCst)
     }));
-    let mut engines = engines.into_iter();
-    let mut to = to.into_iter();
-    let mut from = from.into_iter();
-    for (i, lcore) in lcores.iter().take(nworkers).enumerate() {
+    let mut mgmt_rings = Some(kit.mgmt);
+    let mut engines = kit.engines.into_iter();
+    let mut to = kit.to.into_iter();
+    let mut from = kit.from.into_iter();
+    for (i, lcore) in lcores.iter().enumerate() {
         let (Some(a), Some(b), Some(c), Some(d), Some(lb), Some(to), Some(from)) = (
             pub_rx.next(),
             priv_rx.next(),
@@ -464,30 +406,37 @@ fn run_with_eal(
         };
         let w = Worker::new(WorkerSetup {
             idx: i,
-            shared: shared.clone(),
+            shared: kit.shared.clone(),
             rxq: [a, b],
             txq: [c, d],
             mgmt: if i == 0 { mgmt_rings.take() } else { None },
-            hold_cap: cfg.tables.arp_hold as usize,
+            hold_cap: kit.hold_cap,
             lb,
             handover: Handover { to, from },
-            pool,
-            port_ids,
+            pool: kit.pool,
+            port_ids: kit.port_ids,
         });
         workers.launch(*lcore, move || w.run())?;
     }
+    Ok(())
+}
 
+/// The management core's state, with the configured permanent neighbours published to the
+/// workers.
+fn build_mgmt(
+    cfg: &ApplianceConfig,
+    shared: &Arc<Shared>,
+    ports: &PortFacts,
+    lcores: Vec<u32>,
+) -> Arc<Mgmt> {
     let timers = NeighTimers::default();
     let mgmt = Arc::new(Mgmt {
         shared: shared.clone(),
-        port_ids: [ports[0].id(), ports[1].id()],
-        drivers: [drivers[0].clone(), drivers[1].clone()],
-        steering: steerings,
-        tx_offloads: [
-            tx_offload_names(tx_offloads[0]),
-            tx_offload_names(tx_offloads[1]),
-        ],
-        lcores: lcores.iter().take(nworkers).copied().collect(),
+        port_ids: ports.ids,
+        drivers: ports.drivers.clone(),
+        steering: ports.steering.clone(),
+        tx_offloads: ports.tx_offloads.map(tx_offload_names),
+        lcores,
         neigh: Mutex::new([
             neigh_table(&cfg.public, cfg.tables.neighbours as usize, timers),
             neigh_table(&cfg.private, cfg.tables.neighbours as usize, timers),
@@ -499,122 +448,49 @@ fn run_with_eal(
         let t = mgmt.neigh.lock().unwrap_or_else(|e| e.into_inner());
         shared.neigh[r.index()].publish(t[r.index()].snapshot());
     }
+    mgmt
+}
+
+/// Applies the rules file, if any, then serves the control socket (the server goes to
+/// `server`, in `Appliance`).
+fn start_serving(
+    cfg: &ApplianceConfig,
+    mgmt: &Arc<Mgmt>,
+    bound: server::Bound,
+    server: &mut Option<server::Server>,
+) -> Result<(), AppError> {
     if let Some(path) = &cfg.rules.file {
         // An error here returns with the workers running: `Appliance` stops and joins them.
         mgmt.ipvs
             .load_rules_file(path)
             .map_err(AppError::Precheck)?;
     }
-    app.server = Some(bound.serve(mgmt.clone()));
-    let mut tx = MgmtTx {
-        pool,
-        rings: [mgmt_pub_tx, mgmt_priv_tx],
-    };
+    *server = Some(bound.serve(mgmt.clone()));
+    Ok(())
+}
 
-    // Announce every address (VIPs and the DIP) so neighbours' caches point at us.
-    for role in PortRole::ALL {
-        let p = shared.port(role);
-        for a in &p.iface.addresses {
-            tx.gratuitous(role, p.mac, a.addr);
-        }
-    }
+/// Tells the log and the operator that the appliance is up.
+fn report_ready(cfg: &ApplianceConfig, macs: &[MacAddr; 2]) {
+    let addresses = |iface: &Interface| {
+        iface
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     tracing::info!(
-        workers = nworkers,
+        workers = cfg.workers.count as usize,
         socket = %cfg.control.socket.display(),
         "rvs ready"
     );
     eprintln!(
         "rvs: ready: {} worker(s); public {} {}; private {} {}; control {}",
-        nworkers,
+        cfg.workers.count as usize,
         macs[0],
-        cfg.public
-            .addresses
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
+        addresses(&cfg.public),
         macs[1],
-        cfg.private
-            .addresses
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
+        addresses(&cfg.private),
         cfg.control.socket.display()
     );
-
-    management_loop(&mgmt, &mut tx, &term);
-    // Shutdown: `Appliance` (dropped by the caller) disconnects the clients, stops the
-    // workers and the ports, then cleans up the EAL.
-    Ok(())
-}
-
-fn neigh_table(iface: &Interface, capacity: usize, timers: NeighTimers) -> NeighTable {
-    let mut t = NeighTable::new(capacity, timers);
-    for (ip, mac) in &iface.neighbours {
-        t.add_permanent(*ip, *mac);
-    }
-    t
-}
-
-fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
-    let shared = &mgmt.shared;
-    let mut last_tick = 0u64;
-    let mut last_garp = mgmt.clock.ns(dpdk::tsc());
-    let mut garps_left = 2u32;
-    while !term.load(Ordering::Relaxed) {
-        let now = mgmt.clock.ns(dpdk::tsc());
-        let mut acts = [NeighActions::default(), NeighActions::default()];
-        {
-            let mut tables = mgmt.neigh.lock().unwrap_or_else(|e| e.into_inner());
-            while let Some(ev) = shared.events.pop() {
-                match ev {
-                    NeighEvent::Learned {
-                        port,
-                        ip,
-                        mac,
-                        solicited,
-                    } => {
-                        tables[port.index()].learn(ip, mac, solicited, now, &mut acts[port.index()])
-                    }
-                    NeighEvent::Want { port, ip } => {
-                        tables[port.index()].touch(ip);
-                        tables[port.index()].want(ip, now, &mut acts[port.index()])
-                    }
-                }
-            }
-            if now.saturating_sub(last_tick) >= 100_000_000 {
-                last_tick = now;
-                for r in PortRole::ALL {
-                    tables[r.index()].tick(now, &mut acts[r.index()]);
-                }
-            }
-            for r in PortRole::ALL {
-                if acts[r.index()].changed {
-                    shared.neigh[r.index()].publish(tables[r.index()].snapshot());
-                }
-            }
-        }
-        for r in PortRole::ALL {
-            let p = shared.port(r);
-            for ip in std::mem::take(&mut acts[r.index()].probe) {
-                tx.arp_request(r, p.mac, &p.iface, ip);
-            }
-        }
-        // Repeat the start-up announcement a couple of times, a second apart, in case the
-        // first went out before the link was up.
-        if garps_left > 0 && now.saturating_sub(last_garp) >= 1_000_000_000 {
-            garps_left -= 1;
-            last_garp = now;
-            for role in PortRole::ALL {
-                let p = shared.port(role);
-                for a in &p.iface.addresses {
-                    tx.gratuitous(role, p.mac, a.addr);
-                }
-            }
-        }
-        // Rate estimation (every 2 s inside) and purging of removed real servers.
-        mgmt.ipvs.tick(now);
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }

@@ -5,5 +5,6 @@
 //! DPDK; it is re-exported here under its old paths.
 
 pub mod app;
+mod mgmt;
 pub mod ports;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};
