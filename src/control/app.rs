@@ -307,14 +307,7 @@ fn build_dataplane(
             )
         })
         .collect();
-    let lb_stats = engines.iter().map(|e| e.stats().clone()).collect();
-    let shared = Arc::new(Shared::new(
-        port_infos,
-        dpdk::tsc_hz(),
-        snapshot,
-        lb_stats,
-        cfg.tables.connections as usize,
-    ));
+    let shared = Arc::new(Shared::new(port_infos, dpdk::tsc_hz(), snapshot, &engines));
     (shared, engines)
 }
 

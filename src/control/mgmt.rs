@@ -117,7 +117,7 @@ impl super::ipvs::Dataplane for Shared {
     }
 
     fn publish(&self, snapshot: Snapshot) {
-        self.lb.publish(snapshot);
+        self.publish_lb(snapshot);
     }
 
     fn core_stats(&self) -> &[Arc<crate::lb::CoreStats>] {

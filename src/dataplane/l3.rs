@@ -209,7 +209,7 @@ pub fn set_l2(frame: &mut [u8], port: &PortInfo, next_hop_mac: MacAddr) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::IfAddr;
     use crate::net::checksum;
@@ -217,7 +217,8 @@ mod tests {
     const OUR: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x13]);
     const PEER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x12]);
 
-    fn port() -> PortInfo {
+    /// A public port 10.0.0.13/24 (also for the other dataplane modules' tests).
+    pub(in crate::dataplane) fn port() -> PortInfo {
         PortInfo {
             role: PortRole::Public,
             mac: OUR,

@@ -4,9 +4,9 @@
 use super::counters::WorkerCounters;
 use super::l3::PortInfo;
 use super::neigh::NeighSnapshot;
-use crate::lb::{ConnInfo, CoreStats, DestId, PortRole, Snapshot};
+use crate::lb::{ConnInfo, CoreStats, DestId, Lb, LbParams, PortRole, Prepared, Snapshot};
 use crate::net::MacAddr;
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_queue::ArrayQueue;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,6 +129,11 @@ pub struct Shared {
     pub tsc_hz: u64,
     /// The load-balancing configuration workers run with.
     pub lb: Published<Snapshot>,
+    /// Per worker, the schedulers prepared for the latest snapshot (`Lb::prepare`), which the
+    /// worker takes when it picks the snapshot up; stored before the snapshot is published.
+    pub prepared: Vec<ArcSwapOption<Prepared>>,
+    /// Each worker's engine parameters, to prepare its schedulers with.
+    lb_params: Vec<LbParams>,
     /// Each worker's load-balancing counters (written by that worker only).
     pub lb_stats: Vec<Arc<CoreStats>>,
     /// Connection-table capacity per worker.
@@ -141,15 +146,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        ports: [PortInfo; 2],
-        tsc_hz: u64,
-        snapshot: Arc<Snapshot>,
-        lb_stats: Vec<Arc<CoreStats>>,
-        conn_capacity: usize,
-    ) -> Self {
-        let workers = lb_stats.len();
+    /// The state of workers running `engines` (in worker order) from `snapshot`.
+    pub fn new(ports: [PortInfo; 2], tsc_hz: u64, snapshot: Arc<Snapshot>, engines: &[Lb]) -> Self {
+        let workers = engines.len();
         let lb = Published::from_arc(snapshot);
+        let lb_stats = engines.iter().map(|e| e.stats().clone()).collect();
+        let lb_params: Vec<LbParams> = engines.iter().map(|e| e.params().clone()).collect();
+        let conn_capacity = lb_params.first().map_or(0, |p| p.conn_capacity);
         Shared {
             running: AtomicBool::new(true),
             ports,
@@ -161,6 +164,8 @@ impl Shared {
             events: ArrayQueue::new(4096),
             tsc_hz,
             lb,
+            prepared: (0..workers).map(|_| ArcSwapOption::empty()).collect(),
+            lb_params,
             lb_stats,
             conn_capacity,
             cmds: (0..workers).map(|_| ArrayQueue::new(64)).collect(),
@@ -171,6 +176,23 @@ impl Shared {
 
     pub fn workers(&self) -> usize {
         self.lb_stats.len()
+    }
+
+    /// Publishes a new load-balancing configuration (management core, one publisher), with
+    /// each worker's schedulers built here rather than on the worker between bursts.
+    pub fn publish_lb(&self, snapshot: Snapshot) {
+        let prev = self.lb.load();
+        for (slot, params) in self.prepared.iter().zip(&self.lb_params) {
+            slot.store(Some(Arc::new(Lb::prepare(params, &prev, &snapshot))));
+        }
+        self.lb.publish(snapshot);
+    }
+
+    /// The schedulers prepared for worker `idx`, taken (once) by that worker when it picks up
+    /// a snapshot; `None` if there are none or they are still shared (then it builds its own).
+    pub fn take_prepared(&self, idx: usize) -> Option<Prepared> {
+        let p = self.prepared.get(idx)?.swap(None)?;
+        Arc::try_unwrap(p).ok()
     }
 
     pub fn port(&self, role: PortRole) -> &PortInfo {
@@ -272,5 +294,40 @@ mod tests {
         assert!(s.refresh(&p));
         assert_eq!(*s.cur, 2);
         assert!(!s.refresh(&p));
+    }
+
+    #[test]
+    fn published_snapshots_carry_each_workers_prepared_schedulers() {
+        use crate::lb::config::{DestSpec, ServiceKey, ServiceSpec};
+        let port = super::super::l3::tests::port;
+        let empty = Arc::new(Snapshot::empty());
+        let engines: Vec<Lb> = (0..2)
+            .map(|i| {
+                let params = LbParams {
+                    conn_capacity: 1024,
+                    core_id: i,
+                    n_cores: 2,
+                    ..LbParams::default()
+                };
+                Lb::new(params, empty.clone())
+            })
+            .collect();
+        let shared = Shared::new([port(), port()], 1, empty, &engines);
+        let web = ServiceKey::tcp(Ipv4Addr::new(10, 0, 0, 13), 80);
+        let snap = Snapshot::empty()
+            .add_service(ServiceSpec::new(web).scheduler("mh"))
+            .and_then(|s| s.add_dest(&web, DestSpec::new(Ipv4Addr::new(192, 168, 8, 14), 80)))
+            .unwrap();
+        shared.publish_lb(snap);
+        for (i, mut lb) in engines.into_iter().enumerate() {
+            let mut sub = Subscribed::new(&shared.lb);
+            assert!(!sub.refresh(&shared.lb));
+            let p = shared.take_prepared(i);
+            assert!(p.is_some(), "worker {i} has its schedulers");
+            assert!(shared.take_prepared(i).is_none(), "taken once");
+            lb.apply_prepared(sub.cur.clone(), p);
+            assert_eq!(lb.stats().engine.scheds_built.get(), 0);
+        }
+        assert!(shared.take_prepared(2).is_none());
     }
 }

@@ -185,7 +185,8 @@ impl Worker {
                 self.service_hold(now);
             }
             if self.lb_snap.refresh(&self.shared.lb) {
-                self.lb.apply_snapshot(self.lb_snap.cur.clone());
+                let prepared = self.shared.take_prepared(self.idx);
+                self.lb.apply_prepared(self.lb_snap.cur.clone(), prepared);
             }
             // TSC at the return of this iteration's first non-empty RX burst, when sampled.
             let mut rx_tsc = 0;
