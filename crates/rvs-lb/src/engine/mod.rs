@@ -92,6 +92,16 @@ pub struct LbParams {
     pub mem_advice: Option<MemAdvice>,
 }
 
+impl LbParams {
+    /// The IP MTU of the port `role`.
+    pub fn mtu(&self, role: PortRole) -> u16 {
+        match role {
+            PortRole::Public => self.mtu_public,
+            PortRole::Private => self.mtu_private,
+        }
+    }
+}
+
 impl Default for LbParams {
     fn default() -> Self {
         LbParams {

@@ -24,10 +24,7 @@ impl State {
         if h.ttl <= 1 {
             return Some(self.icmp_error(ip, h, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0, None));
         }
-        let mtu = match egress {
-            PortRole::Public => self.params.mtu_public,
-            PortRole::Private => self.params.mtu_private,
-        };
+        let mtu = self.params.mtu(egress);
         // Without DF an oversized packet goes on: the dataplane fragments it for the egress MTU,
         // as the kernel's IP output does for IPVS (which sets ignore_df).
         if h.tl() > mtu as usize && h.dont_frag {

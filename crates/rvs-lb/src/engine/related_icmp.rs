@@ -77,10 +77,7 @@ impl State {
             return Verdict::Drop(DropReason::IcmpBadChecksum);
         }
         let egress = other(role);
-        let mtu = match egress {
-            PortRole::Public => self.params.mtu_public,
-            PortRole::Private => self.params.mtu_private,
-        };
+        let mtu = self.params.mtu(egress);
         if h.ttl <= 1 || h.tl() > mtu as usize {
             return Verdict::Drop(DropReason::IcmpUndeliverable);
         }
