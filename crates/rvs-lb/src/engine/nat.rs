@@ -277,7 +277,9 @@ impl State {
     }
 }
 
-/// In-place NAT of one endpoint plus the TTL decrement of forwarding.
+/// In-place NAT of one endpoint plus the TTL decrement of forwarding. Both are forced inline:
+/// split into modules, the engine lost inlining it had (measured in `lb_established_*`).
+#[inline(always)]
 pub(super) fn nat(ip: &mut [u8], h: &Ipv4Repr, side: Side, addr: Ipv4Addr, port: Option<u16>) {
     nat_endpoint(ip, h, side, addr, port);
     Ipv4Packet::new_unchecked(&mut *ip).decrement_ttl_incremental();
@@ -287,6 +289,7 @@ pub(super) fn nat(ip: &mut [u8], h: &Ipv4Repr, side: Side, addr: Ipv4Addr, port:
 /// given (an unfragmented packet or a first fragment), the port with the TCP/UDP checksum
 /// update, which covers the address through the pseudo header. Lengths were checked by the
 /// caller.
+#[inline(always)]
 pub(super) fn nat_endpoint(
     ip: &mut [u8],
     h: &Ipv4Repr,
