@@ -188,10 +188,25 @@ impl Shared {
         self.lb.publish(snapshot);
     }
 
-    /// The schedulers prepared for worker `idx`, taken (once) by that worker when it picks up
-    /// a snapshot; `None` if there are none or they are still shared (then it builds its own).
-    pub fn take_prepared(&self, idx: usize) -> Option<Prepared> {
-        let p = self.prepared.get(idx)?.swap(None)?;
+    /// The schedulers prepared for worker `idx` and the snapshot of `generation`, taken (once)
+    /// by that worker when it picks the snapshot up; `None` if there are none for that
+    /// snapshot (then it builds its own). Schedulers prepared for another snapshot stay for it.
+    pub fn take_prepared(&self, idx: usize, generation: u64) -> Option<Prepared> {
+        let slot = self.prepared.get(idx)?;
+        let ours = slot
+            .load()
+            .as_ref()
+            .is_some_and(|p| p.generation() == generation);
+        if !ours {
+            return None;
+        }
+        // Replaced in between (a newer publication): that one is lost, and the worker builds
+        // what the newer snapshot needs itself. Correct, and as rare as two publications
+        // within these few instructions.
+        let p = slot.swap(None)?;
+        if p.generation() != generation {
+            return None;
+        }
         Arc::try_unwrap(p).ok()
     }
 
@@ -322,12 +337,17 @@ mod tests {
         for (i, mut lb) in engines.into_iter().enumerate() {
             let mut sub = Subscribed::new(&shared.lb);
             assert!(!sub.refresh(&shared.lb));
-            let p = shared.take_prepared(i);
+            let generation = sub.cur.generation();
+            assert!(
+                shared.take_prepared(i, generation + 1).is_none(),
+                "not another's"
+            );
+            let p = shared.take_prepared(i, generation);
             assert!(p.is_some(), "worker {i} has its schedulers");
-            assert!(shared.take_prepared(i).is_none(), "taken once");
+            assert!(shared.take_prepared(i, generation).is_none(), "taken once");
             lb.apply_prepared(sub.cur.clone(), p);
             assert_eq!(lb.stats().engine.scheds_built.get(), 0);
         }
-        assert!(shared.take_prepared(2).is_none());
+        assert!(shared.take_prepared(2, 0).is_none());
     }
 }

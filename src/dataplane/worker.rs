@@ -185,7 +185,8 @@ impl Worker {
                 self.service_hold(now);
             }
             if self.lb_snap.refresh(&self.shared.lb) {
-                let prepared = self.shared.take_prepared(self.idx);
+                let generation = self.lb_snap.cur.generation();
+                let prepared = self.shared.take_prepared(self.idx, generation);
                 self.lb.apply_prepared(self.lb_snap.cur.clone(), prepared);
             }
             // TSC at the return of this iteration's first non-empty RX burst, when sampled.

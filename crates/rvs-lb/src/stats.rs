@@ -257,7 +257,8 @@ pub struct EngineCounters {
     /// Current entries in the connection table (connections and templates).
     pub table_entries: Counter,
     /// Schedulers this core built or rebuilt itself on a snapshot change because the management
-    /// core had not prepared them ([`crate::engine::Prepared`]): 0 in normal operation.
+    /// core had not prepared them ([`crate::engine::Prepared`]), e.g. after it skipped a
+    /// generation. Internal (tests); not reported by rvsadm.
     pub scheds_built: Counter,
 }
 

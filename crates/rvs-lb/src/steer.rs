@@ -28,8 +28,9 @@
 //! fragments may be handed over in either mode; the dataplane steers with these functions and
 //! nothing is lost when the NIC's placement disagrees.
 //!
-//! Anything else (ICMP echo, other protocols, unparseable packets) is steered by an address so
-//! that it is deterministic.
+//! Anything else (ICMP echo, other protocols) is steered by an address so that it is
+//! deterministic; a packet that does not parse as IPv4 goes to core 0 (the dataplane drops
+//! those before steering).
 //!
 //! Everything here is pure, preallocated at construction and allocation-free per packet.
 
@@ -691,12 +692,16 @@ mod tests {
             prop_assert!(s.core(&bytes, role) < s.cores());
         }
 
-        /// Software mode is exactly the historical `steer` function.
+        /// Software mode steers a TCP/UDP packet by its client endpoint: the source on the
+        /// public port, the destination on the private port (the hash, computed apart).
         #[test]
-        fn software_core_is_steer(n in 1usize..9, c in any::<u32>(), cport in any::<u16>(), d in any::<u32>(), dport in any::<u16>(), public in any::<bool>()) {
+        fn software_core_is_the_client_endpoints(n in 1usize..9, c in any::<u32>(), cport in any::<u16>(), d in any::<u32>(), dport in any::<u16>(), public in any::<bool>(), udp in any::<bool>()) {
             let role = if public { PUB } else { PRIV };
-            let p = seg(6, Ipv4Addr::from(c), cport, Ipv4Addr::from(d), dport);
-            prop_assert_eq!(Steer::software(n).core(&p, role), steer(&p, role, n));
+            let (c, d) = (Ipv4Addr::from(c), Ipv4Addr::from(d));
+            let p = seg(if udp { 17 } else { 6 }, c, cport, d, dport);
+            let want = if public { endpoint_core(c, cport, n) } else { endpoint_core(d, dport, n) };
+            prop_assert_eq!(Steer::software(n).core(&p, role), want);
+            prop_assert_eq!(steer(&p, role, n), want);
         }
 
         /// The table-driven hash is the reference Toeplitz hash for any key and endpoint.

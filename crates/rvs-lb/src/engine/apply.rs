@@ -53,6 +53,13 @@ pub struct Prepared {
     scheds: Vec<Option<AnyScheduler>>,
 }
 
+impl Prepared {
+    /// The generation of the snapshot these schedulers were prepared for.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 /// Whether a scheduler's state is a function of its destination list and flags alone (a table
 /// rebuilt from scratch on every change), so that one built elsewhere can replace an update in
 /// place. Others keep state across updates (rr's position, wrr's weight, lblc's cache): they

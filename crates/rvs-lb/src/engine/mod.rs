@@ -69,7 +69,7 @@ pub enum Verdict {
     /// Not load-balancer traffic (not to a VIP, not a reply, ICMP echo, ...): the dataplane's.
     NotService,
     /// Another core owns this packet's connection: pass the unmodified packet to `core`, which
-    /// calls `process` with it.
+    /// processes it (parsing it again: the representation does not travel with it).
     Handover { core: usize },
 }
 

@@ -1299,3 +1299,35 @@ fn preparation_for_another_snapshot_is_not_used() {
         );
     }
 }
+
+/// Schedulers prepared for the right snapshot but against another base (the worker skipped a
+/// generation, or the preparation raced a publication) replace only rebuilt tables: state that
+/// lives across updates (rr's position, lblc's cache) is kept.
+#[test]
+fn preparation_against_another_base_keeps_live_scheduler_state() {
+    for sched in ["rr", "wrr", "lblc", "twos"] {
+        let s1 = snap(sched, &[1, 1, 1]);
+        let mut lb = lb_with(s1.clone());
+        let mut local = lb_with(s1.clone());
+        for i in 0..5 {
+            assert_eq!(
+                syn_to(&mut lb, cip(1), 100 + i, S),
+                syn_to(&mut local, cip(1), 100 + i, S)
+            );
+        }
+        let s2 = s1
+            .add_dest(&web(), DestSpec::new(rip(9), 8080).weight(1))
+            .unwrap();
+        // Prepared as if the service were new: a fresh scheduler that must not be used.
+        let p = Lb::prepare(lb.params(), &Snapshot::empty(), &s2);
+        lb.apply_prepared(Arc::new(s2.clone()), Some(p));
+        local.apply_snapshot(Arc::new(s2));
+        for i in 0..12 {
+            assert_eq!(
+                syn_to(&mut lb, cip(2), 200 + i, S),
+                syn_to(&mut local, cip(2), 200 + i, S),
+                "{sched} SYN {i}"
+            );
+        }
+    }
+}
