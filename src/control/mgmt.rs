@@ -125,7 +125,7 @@ impl super::ipvs::Dataplane for Shared {
     }
 
     fn conn_tab_size(&self) -> u32 {
-        let total = self.conn_capacity.saturating_mul(self.lb_stats.len());
+        let total = self.conn_table_entries();
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 

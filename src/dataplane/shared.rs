@@ -131,13 +131,11 @@ pub struct Shared {
     pub lb: Published<Snapshot>,
     /// Per worker, the schedulers prepared for the latest snapshot (`Lb::prepare`), which the
     /// worker takes when it picks the snapshot up; stored before the snapshot is published.
-    pub prepared: Vec<ArcSwapOption<Prepared>>,
+    prepared: Vec<ArcSwapOption<Prepared>>,
     /// Each worker's engine parameters, to prepare its schedulers with.
     lb_params: Vec<LbParams>,
     /// Each worker's load-balancing counters (written by that worker only).
     pub lb_stats: Vec<Arc<CoreStats>>,
-    /// Connection-table capacity per worker.
-    pub conn_capacity: usize,
     /// Management core -> worker requests, and the answers.
     pub cmds: Vec<ArrayQueue<WorkerCmd>>,
     pub chunks: Vec<ArrayQueue<ConnChunk>>,
@@ -152,7 +150,6 @@ impl Shared {
         let lb = Published::from_arc(snapshot);
         let lb_stats = engines.iter().map(|e| e.stats().clone()).collect();
         let lb_params: Vec<LbParams> = engines.iter().map(|e| e.params().clone()).collect();
-        let conn_capacity = lb_params.first().map_or(0, |p| p.conn_capacity);
         Shared {
             running: AtomicBool::new(true),
             ports,
@@ -167,7 +164,6 @@ impl Shared {
             prepared: (0..workers).map(|_| ArcSwapOption::empty()).collect(),
             lb_params,
             lb_stats,
-            conn_capacity,
             cmds: (0..workers).map(|_| ArrayQueue::new(64)).collect(),
             chunks: (0..workers).map(|_| ArrayQueue::new(4)).collect(),
             list_lock: Mutex::new(()),
@@ -176,6 +172,11 @@ impl Shared {
 
     pub fn workers(&self) -> usize {
         self.lb_stats.len()
+    }
+
+    /// Connection-table entries over all workers.
+    pub fn conn_table_entries(&self) -> usize {
+        self.lb_params.iter().map(|p| p.conn_capacity).sum()
     }
 
     /// Publishes a new load-balancing configuration (management core, one publisher), with
