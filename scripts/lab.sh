@@ -5,6 +5,8 @@
 #   rvs-client 10.0.0.12/24 --- rvs-pub [rvs: VIP 10.0.0.13 | DIP 192.168.8.13] rvs-priv --- rvs-sw (bridge)
 #                                                                       rvs-rs1 192.168.8.14 ---+
 #                                                                       rvs-rs2 192.168.8.15 ---+
+#   kernel twins: rvs-pub-k (10.0.0.13/24) and rvs-priv-k (192.168.8.13/24) in the root namespace,
+#   the host's own stack on the appliance's ports (docs/operations.md, "The host's stack").
 #   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2"
 #   (RS2 also on :8000 and :21), UDP :53 answering "hello RSn <payload>" (scripts/lab-server.py).
 #
@@ -102,6 +104,12 @@ topology_up() {
     for ifc in rvs-pub rvs-priv; do
         sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=1" || true
         quiet_link $ifc
+        # af_packet leaves these links to the kernel too: once the kernel twins hold the VIP
+        # and the DIP, it would answer what arrives here as well (a RST for every balanced
+        # SYN). Strict reverse-path filtering (the twins have the routes) and no ARP keep the
+        # kernel off them; the twins are the host's way in (docs/operations.md).
+        sysctl -qw "net.ipv4.conf.$ifc.rp_filter=1"
+        ip link set $ifc arp off
         ip link set $ifc up
     done
 }
@@ -189,7 +197,14 @@ rvs_start() {
             cat "$LOG" >&2
             die "rvs exited during start (log above, $LOG)"
         fi
-        "$RVSADM_BIN" --stats-ports >/dev/null 2>&1 && { echo "lab.sh: rvs ready (pid $(cat $PID), $workers worker(s), $driver)"; return 0; }
+        if "$RVSADM_BIN" --stats-ports >/dev/null 2>&1; then
+            # The kernel twins (rvs-pub-k, rvs-priv-k): no IPv6 chatter out of the lab's ports.
+            for ifc in rvs-pub-k rvs-priv-k; do
+                sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=1" 2>/dev/null || true
+            done
+            echo "lab.sh: rvs ready (pid $(cat $PID), $workers worker(s), $driver)"
+            return 0
+        fi
         sleep 0.2
     done
     cat "$LOG" >&2

@@ -81,6 +81,73 @@ struct RawInterface {
     neighbours: std::collections::BTreeMap<String, String>,
     #[serde(default = "yes")]
     tx_checksum_offload: bool,
+    /// The kernel twin's interface name; none: no exception path on this port.
+    #[serde(default)]
+    kernel_interface: Option<String>,
+    #[serde(default)]
+    kernel_backend: KernelBackend,
+    #[serde(default = "default_kernel_rate")]
+    kernel_rate: u32,
+}
+
+fn default_kernel_rate() -> u32 {
+    DEFAULT_KERNEL_RATE
+}
+
+/// Packets per second a port sends up to its kernel twin by default: plenty for SSH, BGP,
+/// VRRP and health checks, little enough that a flood at the DIP costs the management core a
+/// few percent.
+pub const DEFAULT_KERNEL_RATE: u32 = 20_000;
+
+/// How a port's kernel twin is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelBackend {
+    /// virtio-user over /dev/vhost-net where that exists, else net_tap.
+    #[default]
+    Auto,
+    /// DPDK's virtio-user with the vhost-net kernel backend (fails at start without it).
+    VirtioUser,
+    /// DPDK's net_tap (a TUN/TAP interface; needs /dev/net/tun).
+    Tap,
+}
+
+impl KernelBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelBackend::Auto => "auto",
+            KernelBackend::VirtioUser => "virtio-user",
+            KernelBackend::Tap => "tap",
+        }
+    }
+}
+
+/// A port's kernel twin: a kernel interface with the port's MAC, MTU and addresses, which the
+/// traffic rvs does not handle itself goes up to, and whose transmissions go out of the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelTwin {
+    pub name: String,
+    pub backend: KernelBackend,
+    /// Packets per second sent up, over all workers; the excess is dropped and counted.
+    pub rate: u32,
+}
+
+/// Linux's IFNAMSIZ less the terminating NUL.
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks a kernel interface name as the kernel would (dev_valid_name).
+pub fn valid_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_IFNAME {
+        return Err(format!(
+            "{name:?} must be 1..{MAX_IFNAME} characters (the kernel's limit)"
+        ));
+    }
+    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{name:?} is not a valid interface name (no '/', ':', spaces; not . or ..)"
+        ));
+    }
+    Ok(())
 }
 
 fn default_mtu() -> u16 {
@@ -275,6 +342,8 @@ pub struct Interface {
     /// Let the port compute the IPv4 header checksums of the headers rvs writes whole
     /// (fragments) when it advertises TX_OFFLOAD_IPV4_CKSUM; false: always in software.
     pub tx_checksum_offload: bool,
+    /// The exception path to the host's kernel, if configured.
+    pub kernel: Option<KernelTwin>,
 }
 
 impl Interface {
@@ -289,13 +358,25 @@ impl Interface {
             .find_map(|kv| kv.strip_prefix("iface="))
     }
 
+    /// The primary address; 0.0.0.0 when every address was removed at run time (from the
+    /// kernel twin), which makes ARP requests probes.
     pub fn primary(&self) -> Ipv4Addr {
-        self.addresses[0].addr
+        self.addresses
+            .first()
+            .map(|a| a.addr)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     /// Whether `ip` is one of this interface's own addresses.
     pub fn owns(&self, ip: Ipv4Addr) -> bool {
         self.addresses.iter().any(|a| a.addr == ip)
+    }
+
+    /// Whether `ip` is the broadcast address of one of this interface's subnets.
+    pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.addresses
+            .iter()
+            .any(|a| a.prefix < 31 && a.contains(ip) && u32::from(ip) | a.netmask() == u32::MAX)
     }
 
     /// The next hop for `dst` out of this interface: `dst` itself when on-link, else the
@@ -348,6 +429,25 @@ impl ApplianceConfig {
                 "public and private use the same device {:?}",
                 public.device
             )));
+        }
+        if let (Some(a), Some(b)) = (&public.kernel, &private.kernel) {
+            if a.name == b.name {
+                return Err(invalid(format!(
+                    "public and private use the same kernel_interface {:?}",
+                    a.name
+                )));
+            }
+        }
+        for i in [&public, &private] {
+            if let (Some(k), Some(dev)) = (&i.kernel, i.kernel_iface()) {
+                if k.name == dev {
+                    return Err(invalid(format!(
+                        "kernel_interface {:?} is the interface device {} is bound to; the twin \
+                         needs a name of its own",
+                        k.name, i.device
+                    )));
+                }
+            }
         }
         for a in &public.addresses {
             if private.addresses.iter().any(|b| b.addr == a.addr) {
@@ -515,6 +615,22 @@ fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
         }
         neighbours.push((ip, mac));
     }
+    let kernel = match r.kernel_interface {
+        Some(name) => {
+            valid_ifname(&name).map_err(|e| format!("{role}.kernel_interface: {e}"))?;
+            if r.kernel_rate == 0 {
+                return Err(format!(
+                    "{role}.kernel_rate must be at least 1 packet per second"
+                ));
+            }
+            Some(KernelTwin {
+                name,
+                backend: r.kernel_backend,
+                rate: r.kernel_rate,
+            })
+        }
+        None => None,
+    };
     Ok(Interface {
         device: r.device,
         devargs: r.devargs,
@@ -523,6 +639,7 @@ fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
         mtu: r.mtu,
         neighbours,
         tx_checksum_offload: r.tx_checksum_offload,
+        kernel,
     })
 }
 

@@ -2,12 +2,13 @@
 //! (`run_with_eal`), and teardown in a fixed order (`Appliance`). Once up, the main lcore runs
 //! the management core (`control::mgmt`); workers run on the other lcores.
 
-use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx};
+use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx, Twins};
 use super::ports::{bring_up_port, choose_steering, tx_offload_names, PortUp};
 use super::server;
 use crate::config::{ApplianceConfig, Interface};
 use crate::dataplane::l3::PortInfo;
 use crate::dataplane::neigh::NeighTimers;
+use crate::dataplane::kernel::{worker_bucket, KernelUp};
 use crate::dataplane::shared::{Shared, TscClock};
 use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
 use crate::dpdk::{self, Eal, LcoreGroup, Mempool, Port, PortId, RingRx, RingTx, RxQueue, TxQueue};
@@ -34,6 +35,7 @@ pub enum AppError {
 /// Checks what can be checked before EAL touches anything.
 fn precheck(cfg: &ApplianceConfig) -> Result<(), AppError> {
     for (role, i) in [("public", &cfg.public), ("private", &cfg.private)] {
+        super::twin::precheck(role, i).map_err(AppError::Precheck)?;
         if let Some(ifname) = i.kernel_iface() {
             if !std::path::Path::new("/sys/class/net").join(ifname).exists() {
                 return Err(AppError::Precheck(format!(
@@ -137,7 +139,8 @@ fn run_with_eal(
     let pool = Mempool::new("rvs_pkts", cfg.tables.mbufs, 256, cfg.tables.mbuf_size, 0)?;
     let ports = start_ports(cfg, &pool, &mut app.ports)?;
     let (shared, engines) = build_dataplane(cfg, &ports.facts, &ports.steer);
-    let rings = Rings::new(lcores.len())?;
+    let mut rings = Rings::new(lcores.len(), [&cfg.public, &cfg.private])?;
+    let mut twins = start_twins(cfg, &ports.facts, &pool, &mut rings, &mut app.ports)?;
     let kit = WorkerKit {
         shared: shared.clone(),
         engines,
@@ -145,13 +148,15 @@ fn run_with_eal(
         to: rings.to,
         from: rings.from,
         mgmt: rings.mgmt_rx,
+        kernel: std::mem::take(&mut rings.kernel_tx),
+        kernel_rate: [&cfg.public, &cfg.private].map(|i| i.kernel.as_ref().map(|k| k.rate)),
         pool,
         port_ids: ports.facts.ids.map(|id| id.0),
         hold_cap: cfg.tables.arp_hold as usize,
     };
     // From here on every `?` returns with the workers running: `Appliance` stops and joins them.
     launch_workers(kit, &lcores, &mut app.workers)?;
-    let mgmt = build_mgmt(cfg, &shared, &ports.facts, lcores);
+    let mgmt = build_mgmt(cfg, &shared, &ports.facts, lcores, &twins);
     start_serving(cfg, &mgmt, bound, &mut app.server)?;
     let mut tx = MgmtTx {
         pool,
@@ -160,7 +165,7 @@ fn run_with_eal(
     tx.announce(&shared);
     report_ready(cfg, &ports.facts.macs);
 
-    management_loop(&mgmt, &mut tx, &term);
+    management_loop(&mgmt, &mut tx, &mut twins, &term);
     // Shutdown: `Appliance` (dropped by the caller) disconnects the clients, stops the
     // workers and the ports, then cleans up the EAL.
     Ok(())
@@ -300,6 +305,7 @@ fn build_dataplane(
                     mtu_private: cfg.private.mtu,
                     seed: seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                     mem_advice: Some(MemAdvice(dpdk::advise_hugepages)),
+                    host_stack: cfg.public.kernel.is_some(),
                     ..LbParams::default()
                 },
                 snapshot.clone(),
@@ -320,10 +326,14 @@ struct Rings {
     /// The management core's frames, one ring per port, which worker 0 drains.
     mgmt_tx: [RingTx; 2],
     mgmt_rx: [RingRx; 2],
+    /// The exception path: `kernel_tx[w][p]` carries what worker w sends up to port p's
+    /// kernel twin (None without one), which the management core receives on `kernel_rx[p][w]`.
+    kernel_tx: Vec<[Option<RingTx>; 2]>,
+    kernel_rx: [Vec<RingRx>; 2],
 }
 
 impl Rings {
-    fn new(nworkers: usize) -> Result<Rings, AppError> {
+    fn new(nworkers: usize, ifaces: [&Interface; 2]) -> Result<Rings, AppError> {
         let mut to: Vec<Vec<Option<RingTx>>> = (0..nworkers)
             .map(|_| (0..nworkers).map(|_| None).collect())
             .collect();
@@ -341,13 +351,70 @@ impl Rings {
         }
         let (mgmt_pub_tx, mgmt_pub_rx) = dpdk::mbuf_ring("rvs_mgmt_pub", 1024, 0)?;
         let (mgmt_priv_tx, mgmt_priv_rx) = dpdk::mbuf_ring("rvs_mgmt_priv", 1024, 0)?;
+        let mut kernel_tx: Vec<[Option<RingTx>; 2]> = (0..nworkers).map(|_| [None, None]).collect();
+        let mut kernel_rx: [Vec<RingRx>; 2] = [Vec::new(), Vec::new()];
+        for (p, iface) in ifaces.iter().enumerate() {
+            if iface.kernel.is_none() {
+                continue;
+            }
+            for (w, slot) in kernel_tx.iter_mut().enumerate() {
+                let (t, r) = dpdk::mbuf_ring(&format!("rvs_kernel_{w}_{p}"), 1024, 0)?;
+                slot[p] = Some(t);
+                kernel_rx[p].push(r);
+            }
+        }
         Ok(Rings {
             to,
             from,
             mgmt_tx: [mgmt_pub_tx, mgmt_priv_tx],
             mgmt_rx: [mgmt_pub_rx, mgmt_priv_rx],
+            kernel_tx,
+            kernel_rx,
         })
     }
+}
+
+/// Makes the kernel twins of the ports that have one (their `Port`s go to `owned`, torn
+/// down with the others), and opens netlink to follow them.
+fn start_twins(
+    cfg: &ApplianceConfig,
+    ports: &PortFacts,
+    pool: &Mempool,
+    rings: &mut Rings,
+    owned: &mut Vec<Port>,
+) -> Result<Twins, AppError> {
+    if cfg.public.kernel.is_none() && cfg.private.kernel.is_none() {
+        return Ok(Twins {
+            twins: Vec::new(),
+            host: None,
+        });
+    }
+    let mut host = super::twin::Host::open()
+        .map_err(|e| AppError::Precheck(format!("kernel twins need netlink: {e}")))?;
+    let mut twins = Vec::new();
+    for role in PortRole::ALL {
+        let iface = [&cfg.public, &cfg.private][role.index()];
+        let Some(k) = &iface.kernel else {
+            continue;
+        };
+        let from = std::mem::take(&mut rings.kernel_rx[role.index()]);
+        let t = super::twin::create(
+            role,
+            iface,
+            k,
+            ports.macs[role.index()],
+            pool,
+            from,
+            &mut host.rtnl,
+            owned,
+        )
+        .map_err(AppError::Precheck)?;
+        twins.push(t);
+    }
+    Ok(Twins {
+        twins,
+        host: Some(host),
+    })
 }
 
 /// What the workers are launched with: worker i takes element i of every list.
@@ -360,6 +427,9 @@ struct WorkerKit {
     from: Vec<Vec<Option<RingRx>>>,
     /// Worker 0's alone: the management core's frames.
     mgmt: [RingRx; 2],
+    /// Per worker, its rings up to the kernel twins, and each port's rate limit.
+    kernel: Vec<[Option<RingTx>; 2]>,
+    kernel_rate: [Option<u32>; 2],
     pool: Mempool,
     port_ids: [u16; 2],
     hold_cap: usize,
@@ -385,6 +455,9 @@ fn launch_workers(
     let mut engines = kit.engines.into_iter();
     let mut to = kit.to.into_iter();
     let mut from = kit.from.into_iter();
+    let mut kernel = kit.kernel.into_iter();
+    let start = TscClock::new(kit.shared.tsc_hz).ns(dpdk::tsc());
+    let n = lcores.len();
     for (i, lcore) in lcores.iter().enumerate() {
         let (Some(a), Some(b), Some(c), Some(d), Some(lb), Some(to), Some(from)) = (
             pub_rx.next(),
@@ -403,6 +476,11 @@ fn launch_workers(
             rxq: [a, b],
             txq: [c, d],
             mgmt: if i == 0 { mgmt_rings.take() } else { None },
+            kernel: KernelUp::new(
+                kernel.next().unwrap_or([None, None]),
+                kit.kernel_rate
+                    .map(|r| worker_bucket(r.unwrap_or(1), n, start)),
+            ),
             hold_cap: kit.hold_cap,
             lb,
             handover: Handover { to, from },
@@ -421,6 +499,7 @@ fn build_mgmt(
     shared: &Arc<Shared>,
     ports: &PortFacts,
     lcores: Vec<u32>,
+    twins: &Twins,
 ) -> Arc<Mgmt> {
     let timers = NeighTimers::default();
     let mgmt = Arc::new(Mgmt {
@@ -429,6 +508,13 @@ fn build_mgmt(
         drivers: ports.drivers.clone(),
         steering: ports.steering.clone(),
         tx_offloads: ports.tx_offloads.map(tx_offload_names),
+        kernel: Mutex::new({
+            let mut k = [String::new(), String::new()];
+            for t in &twins.twins {
+                k[t.role.index()] = t.describe();
+            }
+            k
+        }),
         lcores,
         neigh: Mutex::new([
             neigh_table(&cfg.public, cfg.tables.neighbours as usize, timers),

@@ -28,6 +28,9 @@ pub(super) struct Mgmt {
     pub(super) steering: [String; 2],
     /// The TX offloads enabled on each port ([`super::ports::tx_offload_names`]).
     pub(super) tx_offloads: [String; 2],
+    /// Each port's kernel twin as `rvsadm --stats-ports` shows it ("" for none); the
+    /// management loop updates it when a twin goes away.
+    pub(super) kernel: Mutex<[String; 2]>,
     pub(super) lcores: Vec<u32>,
     pub(super) neigh: Mutex<[NeighTable; 2]>,
     pub(super) clock: TscClock,
@@ -72,6 +75,10 @@ impl Mgmt {
             for w in &self.shared.counters {
                 sw.add(&counters::snapshot(w.port(role)));
             }
+            let (from_kernel, kernel_drops) = super::twin::counters(&self.shared, role);
+            sw.from_kernel += from_kernel;
+            sw.kernel_drops += kernel_drops;
+            let kernel = self.kernel.lock().unwrap_or_else(|e| e.into_inner())[role.index()].clone();
             let link = link_of(self.port_ids[role.index()]);
             ports.push(PortReport {
                 role: role.name().into(),
@@ -79,6 +86,7 @@ impl Mgmt {
                 driver: self.drivers[role.index()].clone(),
                 steering: self.steering[role.index()].clone(),
                 tx_offloads: self.tx_offloads[role.index()].clone(),
+                kernel,
                 mac: info.mac.to_string(),
                 addresses: info.iface.addresses.iter().map(|a| a.to_string()).collect(),
                 link_up: link.up,
@@ -164,6 +172,12 @@ pub(super) struct MgmtTx {
 }
 
 impl MgmtTx {
+    /// Queues frames for worker 0 to send out of `role`; returns how many were taken (the
+    /// rest stay in `b`).
+    pub(super) fn enqueue(&mut self, role: PortRole, b: &mut dpdk::Burst) -> usize {
+        self.rings[role.index()].enqueue(b)
+    }
+
     fn send_frame(&mut self, role: PortRole, build: impl FnOnce(&mut [u8]) -> Option<usize>) {
         let Some(mut m) = self.pool.alloc() else {
             return;
@@ -193,7 +207,7 @@ impl MgmtTx {
         self.send_frame(role, |buf| arp::build_request(buf, mac, src, target).ok());
     }
 
-    fn gratuitous(&mut self, role: PortRole, mac: MacAddr, ip: Ipv4Addr) {
+    pub(super) fn gratuitous(&mut self, role: PortRole, mac: MacAddr, ip: Ipv4Addr) {
         self.send_frame(role, |buf| arp::build_gratuitous(buf, mac, ip).ok());
     }
 
@@ -216,7 +230,36 @@ pub(super) fn neigh_table(iface: &Interface, capacity: usize, timers: NeighTimer
     t
 }
 
-pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
+/// The exception path as the management loop drives it.
+pub(super) struct Twins {
+    pub(super) twins: Vec<super::twin::Twin>,
+    /// Netlink, when there is any twin.
+    pub(super) host: Option<super::twin::Host>,
+}
+
+impl Twins {
+    /// Moves traffic both ways and follows the host's changes; returns frames moved.
+    fn service(&mut self, mgmt: &Mgmt, tx: &mut MgmtTx) -> usize {
+        let shared = &*mgmt.shared;
+        let mut moved = 0;
+        for t in &mut self.twins {
+            moved += t.poll(tx, &shared.kernel[t.role.index()]);
+        }
+        if let Some(h) = self.host.as_mut() {
+            let gone_before = self.twins.iter().filter(|t| t.gone).count();
+            h.follow(&mut self.twins, shared, tx);
+            if self.twins.iter().filter(|t| t.gone).count() != gone_before {
+                let mut k = mgmt.kernel.lock().unwrap_or_else(|e| e.into_inner());
+                for t in &self.twins {
+                    k[t.role.index()] = t.describe();
+                }
+            }
+        }
+        moved
+    }
+}
+
+pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, term: &AtomicBool) {
     let shared = &mgmt.shared;
     let mut last_tick = 0u64;
     let mut last_garp = mgmt.clock.ns(dpdk::tsc());
@@ -269,6 +312,10 @@ pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, term: &AtomicBool) {
         }
         // Rate estimation (every 2 s inside) and purging of removed real servers.
         mgmt.ipvs.tick(now);
-        std::thread::sleep(Duration::from_millis(2));
+        // The exception path's latency is the host's RTT: poll it often while it carries
+        // traffic, yet never spin (the management core may share a CPU with the host's
+        // daemons). 256 frames per ring and iteration keep up with any sane kernel_rate.
+        let pause = if twins.service(mgmt, tx) == 0 { 1000 } else { 50 };
+        std::thread::sleep(Duration::from_micros(pause));
     }
 }

@@ -7,4 +7,5 @@
 pub mod app;
 mod mgmt;
 pub mod ports;
+mod twin;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};

@@ -115,6 +115,10 @@ pub struct PortCounters {
     pub handed_over: AtomicU64,
     /// Fragments this worker built to fit a packet into this port's MTU.
     pub fragments_out: AtomicU64,
+    /// Packets (and ARP copies) handed to the management core for the port's kernel twin.
+    pub to_kernel: AtomicU64,
+    /// Packets for the kernel twin dropped here: over the rate limit, or the ring full.
+    pub kernel_drops: AtomicU64,
     pub drops: [AtomicU64; PortDropReason::COUNT],
 }
 
@@ -156,6 +160,9 @@ pub fn snapshot(c: &PortCounters) -> PortCountersSnapshot {
         echo_replies: c.echo_replies.load(Relaxed),
         handed_over: c.handed_over.load(Relaxed),
         fragments_out: c.fragments_out.load(Relaxed),
+        to_kernel: c.to_kernel.load(Relaxed),
+        from_kernel: 0,
+        kernel_drops: c.kernel_drops.load(Relaxed),
         drops: PortDropReason::ALL
             .iter()
             .map(|r| (r.name().to_string(), c.drops[*r as usize].load(Relaxed)))

@@ -40,6 +40,9 @@ pub enum Rx {
         l3: usize,
         h: Ipv4Repr,
     },
+    /// For the host's own stack: send it up to the port's kernel twin, unmodified. Only
+    /// returned when the port has one.
+    ToKernel,
     Drop(PortDropReason),
 }
 
@@ -60,15 +63,34 @@ pub fn receive(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
         Ok(eth) => (eth.dst(), eth.ethertype()),
         Err(_) => return Rx::Drop(PortDropReason::Runt),
     };
-    if dst != port.mac && !dst.is_broadcast() {
+    let kernel = port.iface.kernel.is_some();
+    let ours = dst == port.mac;
+    // Multicast (VRRP, OSPF, IPv6 neighbour discovery ...) is the host's, when it has a twin.
+    if !ours && !dst.is_broadcast() && !(kernel && dst.is_multicast()) {
         return Rx::Drop(PortDropReason::NotOurMac);
     }
     match ethertype {
-        EtherType::IPV4 if dst == port.mac => ipv4(frame, port),
+        EtherType::IPV4 if ours || kernel => ipv4(frame, port, ours),
         EtherType::IPV4 => Rx::Drop(PortDropReason::NotOurMac),
         EtherType::ARP => arp_in(frame, port, learned),
+        _ if kernel => Rx::ToKernel,
         _ => Rx::Drop(PortDropReason::UnsupportedEthertype),
     }
+}
+
+/// Whether a frame is ARP (its copy goes up to the kernel twin before rvs answers it).
+#[inline]
+pub fn is_arp(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&[0x08, 0x06])
+}
+
+/// Whether an IPv4 destination is the host's when the port has a kernel twin and rvs has no
+/// use for the packet: one of the port's addresses, multicast, or a broadcast.
+pub fn for_host(port: &PortInfo, dst: Ipv4Addr) -> bool {
+    port.iface.owns(dst)
+        || dst.is_multicast()
+        || dst.is_broadcast()
+        || port.iface.is_subnet_broadcast(dst)
 }
 
 fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
@@ -98,7 +120,9 @@ fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
     }
 }
 
-fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
+/// `unicast`: the frame was sent to our MAC (otherwise to a group address, which only a port
+/// with a kernel twin accepts).
+fn ipv4(frame: &mut [u8], port: &PortInfo, unicast: bool) -> Rx {
     let l3 = ethernet::HEADER_LEN;
     let (h, echo) = {
         let ip = match Ipv4Packet::new_checked(&frame[l3..]) {
@@ -127,6 +151,23 @@ fn ipv4(frame: &mut [u8], port: &PortInfo) -> Rx {
             }
             Err(_) => Rx::Drop(PortDropReason::IcmpUnsupported),
         };
+    }
+    if port.iface.kernel.is_some() {
+        if !unicast
+            || h.dst.is_multicast()
+            || h.dst.is_broadcast()
+            || port.iface.is_subnet_broadcast(h.dst)
+        {
+            return Rx::ToKernel;
+        }
+        // Nothing a real server sends to the DIP is load-balancer traffic (replies go to the
+        // client): it answers the host's own connections (health checks, BGP, SSH).
+        if port.role == PortRole::Private && for_host(port, h.dst) {
+            return Rx::ToKernel;
+        }
+    }
+    if !unicast {
+        return Rx::Drop(PortDropReason::NotOurMac);
     }
     Rx::Ipv4 { l3, h }
 }
@@ -233,6 +274,7 @@ pub(super) mod tests {
                 mtu: 1500,
                 neighbours: Vec::new(),
                 tx_checksum_offload: true,
+                kernel: None,
             },
             tx_ip_csum: false,
         }
@@ -358,6 +400,88 @@ pub(super) mod tests {
         assert_eq!(naive_csum(icmp), 0, "ICMP checksum verifies");
         assert_eq!(&icmp[8..], b"hello, rvs");
         let _ = checksum::internet(icmp);
+    }
+
+    fn with_twin(mut p: PortInfo) -> PortInfo {
+        p.iface.kernel = Some(crate::config::KernelTwin {
+            name: "rvs-k".into(),
+            backend: crate::config::KernelBackend::Tap,
+            rate: 1000,
+        });
+        p
+    }
+
+    /// An IPv4 frame to `dst_mac`/`dst` with protocol `proto` (checksum computed here).
+    fn ip_frame(dst_mac: MacAddr, dst: Ipv4Addr, proto: u8) -> Vec<u8> {
+        let mut f = echo_request(dst, b"x");
+        f[0..6].copy_from_slice(&dst_mac.0);
+        f[14 + 9] = proto;
+        f[14 + 10] = 0;
+        f[14 + 11] = 0;
+        let c = naive_csum(&f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn with_a_twin_multicast_and_other_ethertypes_go_up() {
+        let vrrp_mac = MacAddr([0x01, 0, 0x5e, 0, 0, 0x12]);
+        let mut vrrp = ip_frame(vrrp_mac, Ipv4Addr::new(224, 0, 0, 18), 112);
+        let mut l = None;
+        assert_eq!(receive(&mut vrrp.clone(), &port(), &mut l), Rx::Drop(PortDropReason::NotOurMac));
+        assert_eq!(receive(&mut vrrp, &with_twin(port()), &mut l), Rx::ToKernel);
+        // IPv6 (neighbour discovery, link-local): the host's when it has a twin.
+        let mut v6 = ip_frame(OUR, Ipv4Addr::new(10, 0, 0, 13), 6);
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(
+            receive(&mut v6.clone(), &port(), &mut l),
+            Rx::Drop(PortDropReason::UnsupportedEthertype)
+        );
+        assert_eq!(receive(&mut v6, &with_twin(port()), &mut l), Rx::ToKernel);
+        // Broadcasts to our MAC or the broadcast MAC.
+        for (mac, dst) in [
+            (MacAddr::BROADCAST, Ipv4Addr::new(10, 0, 0, 255)),
+            (OUR, Ipv4Addr::new(10, 0, 0, 255)),
+            (MacAddr::BROADCAST, Ipv4Addr::BROADCAST),
+        ] {
+            let mut f = ip_frame(mac, dst, 17);
+            assert_eq!(receive(&mut f, &with_twin(port()), &mut l), Rx::ToKernel, "{dst}");
+        }
+        // A foreign unicast MAC is still not ours.
+        let mut f = ip_frame(PEER, Ipv4Addr::new(10, 0, 0, 13), 6);
+        assert_eq!(receive(&mut f, &with_twin(port()), &mut l), Rx::Drop(PortDropReason::NotOurMac));
+    }
+
+    #[test]
+    fn with_a_twin_the_dip_is_the_hosts_but_vips_stay_the_balancers() {
+        let mut l = None;
+        let public = with_twin(port());
+        // On the public port the load balancer decides (a service, or NotService -> up).
+        let mut f = ip_frame(OUR, Ipv4Addr::new(10, 0, 0, 13), 6);
+        assert!(matches!(receive(&mut f, &public, &mut l), Rx::Ipv4 { .. }));
+        let mut private = public.clone();
+        private.role = PortRole::Private;
+        let mut f = ip_frame(OUR, Ipv4Addr::new(10, 0, 0, 13), 6);
+        assert_eq!(receive(&mut f, &private, &mut l), Rx::ToKernel);
+        // Through the DIP, not to it: NAT replies to clients.
+        let mut f = ip_frame(OUR, Ipv4Addr::new(198, 51, 100, 7), 6);
+        assert!(matches!(receive(&mut f, &private, &mut l), Rx::Ipv4 { .. }));
+        // rvs still answers ping itself.
+        let mut e = echo_request(Ipv4Addr::new(10, 0, 0, 13), b"hi");
+        assert!(matches!(receive(&mut e, &private, &mut l), Rx::Reply { kind: ReplyKind::Echo, .. }));
+    }
+
+    #[test]
+    fn what_is_for_the_host() {
+        let p = port();
+        assert!(for_host(&p, Ipv4Addr::new(10, 0, 0, 13)));
+        assert!(for_host(&p, Ipv4Addr::new(224, 0, 0, 18)));
+        assert!(for_host(&p, Ipv4Addr::new(10, 0, 0, 255)));
+        assert!(for_host(&p, Ipv4Addr::BROADCAST));
+        assert!(!for_host(&p, Ipv4Addr::new(10, 0, 0, 14)));
+        assert!(!for_host(&p, Ipv4Addr::new(10, 0, 1, 255)));
+        assert!(is_arp(&arp_request(Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 0, 0, 13))));
+        assert!(!is_arp(&echo_request(Ipv4Addr::new(10, 0, 0, 13), b"")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! L2 rewrite, burst TX. Per-core state and counters.
 
 pub mod counters;
+pub mod kernel;
 pub mod l3;
 pub mod latency;
 pub mod neigh;

@@ -76,6 +76,16 @@ impl<T> Subscribed<T> {
     }
 }
 
+/// The management core's exception-path counters for one port.
+#[derive(Debug, Default)]
+pub struct KernelCounters {
+    /// Frames the kernel twin transmitted, queued for the port.
+    pub from_kernel: AtomicU64,
+    /// Frames lost between the workers and the twin, or between the twin and the port (a
+    /// full ring or twin queue, a twin that is gone).
+    pub drops: AtomicU64,
+}
+
 /// Messages from workers to the management core about neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NeighEvent {
@@ -120,7 +130,11 @@ pub const LIST_CHUNK: usize = 2048;
 #[derive(Debug)]
 pub struct Shared {
     pub running: AtomicBool,
-    pub ports: [PortInfo; 2],
+    /// What the workers know of each port; republished when its addresses change (the kernel
+    /// twin's addresses are followed at run time).
+    pub ports: [Published<PortInfo>; 2],
+    /// The management core's side of each port's exception path (its only writer).
+    pub kernel: [KernelCounters; 2],
     pub counters: Vec<WorkerCounters>,
     pub neigh: [Published<NeighSnapshot>; 2],
     /// Workers -> management core; lock-free and bounded (a full queue loses an event, which
@@ -150,9 +164,11 @@ impl Shared {
         let lb = Published::from_arc(snapshot);
         let lb_stats = engines.iter().map(|e| e.stats().clone()).collect();
         let lb_params: Vec<LbParams> = engines.iter().map(|e| e.params().clone()).collect();
+        let [public, private] = ports;
         Shared {
             running: AtomicBool::new(true),
-            ports,
+            ports: [Published::new(public), Published::new(private)],
+            kernel: Default::default(),
             counters: (0..workers).map(|_| WorkerCounters::default()).collect(),
             neigh: [
                 Published::new(NeighSnapshot::default()),
@@ -211,8 +227,9 @@ impl Shared {
         Arc::try_unwrap(p).ok()
     }
 
-    pub fn port(&self, role: PortRole) -> &PortInfo {
-        &self.ports[role.index()]
+    /// The current view of a port (management side; workers keep a [`Subscribed`] one).
+    pub fn port(&self, role: PortRole) -> Arc<PortInfo> {
+        self.ports[role.index()].load()
     }
 
     /// Every connection of every worker, gathered chunk by chunk (workers answer between

@@ -1,7 +1,8 @@
 //! The worker poll loop: one per worker lcore, never sleeping, never blocking.
 
 use super::counters::{bump, PortDropReason, WorkerCounters};
-use super::l3::{self, ReplyKind, Rx};
+use super::kernel::KernelUp;
+use super::l3::{self, PortInfo, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
 use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
 use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue, BURST_SIZE};
@@ -94,6 +95,10 @@ pub struct Worker {
     /// Frames built by the management core (ARP requests, gratuitous ARP) to transmit; only
     /// worker 0 has them.
     mgmt: Option<[RingRx; 2]>,
+    /// What goes up to the ports' kernel twins.
+    kernel: KernelUp,
+    /// The ports as last published (their addresses follow the kernel twins').
+    ports: [Subscribed<PortInfo>; 2],
     neigh: [Subscribed<NeighSnapshot>; 2],
     /// Preallocated; never grows past its capacity.
     hold: Vec<Held>,
@@ -124,6 +129,7 @@ pub struct WorkerSetup {
     pub rxq: [RxQueue; 2],
     pub txq: [TxQueue; 2],
     pub mgmt: Option<[RingRx; 2]>,
+    pub kernel: KernelUp,
     pub hold_cap: usize,
     pub lb: Lb,
     pub handover: Handover,
@@ -140,6 +146,10 @@ impl Worker {
         ];
         let clock = TscClock::new(shared.tsc_hz);
         let lb_snap = Subscribed::new(&shared.lb);
+        let ports = [
+            Subscribed::new(&shared.ports[0]),
+            Subscribed::new(&shared.ports[1]),
+        ];
         let n = shared.workers();
         Worker {
             idx: s.idx,
@@ -147,6 +157,8 @@ impl Worker {
             txq: s.txq,
             tx: [Burst::new(), Burst::new()],
             mgmt: s.mgmt,
+            kernel: s.kernel,
+            ports,
             neigh,
             hold: Vec::with_capacity(s.hold_cap),
             hold_cap: s.hold_cap,
@@ -179,6 +191,7 @@ impl Worker {
             let now = self.clock.ns(dpdk::tsc());
             let mut neigh_changed = false;
             for r in PortRole::ALL {
+                self.ports[r.index()].refresh(&self.shared.ports[r.index()]);
                 neigh_changed |= self.neigh[r.index()].refresh(&self.shared.neigh[r.index()]);
             }
             if neigh_changed || !self.hold.is_empty() {
@@ -231,6 +244,8 @@ impl Worker {
                     .record(dpdk::tsc().wrapping_sub(rx_tsc));
             }
             self.flush_handover();
+            let c = &self.shared.counters[self.idx];
+            self.kernel.flush([&c.ports[0], &c.ports[1]]);
             self.lb.tick(now, TICK_BUDGET);
             self.serve_command(now);
             if now >= self.icmp_refill {
@@ -244,14 +259,19 @@ impl Worker {
 
     #[inline(always)]
     fn handle(&mut self, mut m: Mbuf, role: PortRole, now: Time) {
-        let shared = &*self.shared;
-        let c = &shared.counters[self.idx].ports[role.index()];
+        let c = &self.shared.counters[self.idx].ports[role.index()];
         bump(&c.rx_bytes, m.len() as u64);
         if m.is_chained() {
             c.drop(PortDropReason::Chained);
             return;
         }
-        let port = shared.port(role);
+        if self.ports[role.index()].cur.iface.kernel.is_some() && l3::is_arp(m.data()) {
+            // Before rvs answers it in place: the kernel keeps its own neighbour table.
+            self.copy_up(role, &m, now);
+        }
+        let shared = &*self.shared;
+        let c = &shared.counters[self.idx].ports[role.index()];
+        let port = &*self.ports[role.index()].cur;
         let mut learned = None;
         let rx = l3::receive(m.data_mut(), port, &mut learned);
         if let Some((ip, mac, solicited)) = learned {
@@ -275,6 +295,7 @@ impl Worker {
                 self.send(role, m);
             }
             Rx::Consumed => {}
+            Rx::ToKernel => self.kernel.push(role, m, now, c),
             Rx::Drop(r) => c.drop(r),
             Rx::Ipv4 { l3, h } => {
                 let n = self.ho_out.len();
@@ -353,7 +374,15 @@ impl Worker {
         match v {
             Verdict::Forward { port, dst } => self.forward(m, port, dst, now),
             Verdict::Drop(_) => self.counters().port(role).drop(PortDropReason::Lb),
-            Verdict::NotService => self.counters().port(role).drop(PortDropReason::NotLocal),
+            Verdict::NotService => {
+                let port = &*self.ports[role.index()].cur;
+                let c = &self.shared.counters[self.idx].ports[role.index()];
+                if port.iface.kernel.is_some() && l3::for_host(port, p.h.dst) {
+                    self.kernel.push(role, m, now, c);
+                } else {
+                    c.drop(PortDropReason::NotLocal);
+                }
+            }
             Verdict::IcmpError {
                 icmp_type,
                 code,
@@ -371,6 +400,24 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Sends a copy of a frame up to the kernel twin of `role` (within its rate limit).
+    fn copy_up(&mut self, role: PortRole, m: &Mbuf, now: Time) {
+        let c = &self.shared.counters[self.idx].ports[role.index()];
+        if !self.kernel.admit(role, now, c) {
+            return;
+        }
+        let Some(mut copy) = self.pool.alloc() else {
+            c.drop(PortDropReason::NoMbuf);
+            return;
+        };
+        if copy.set_len(m.len()).is_err() {
+            bump(&c.kernel_drops, 1);
+            return;
+        }
+        copy.data_mut().copy_from_slice(m.data());
+        self.kernel.push_admitted(role, copy, c);
     }
 
     /// Queues a packet for its owner core (sent in bursts at the end of the iteration).
@@ -476,7 +523,7 @@ impl Worker {
         if out.set_len(room).is_err() {
             return;
         }
-        let port = self.shared.port(role);
+        let port = &*self.ports[role.index()].cur;
         let src = src.unwrap_or_else(|| port.iface.primary());
         let d = m.data();
         let Some(peer) = MacAddr::from_bytes(&d[6..12]) else {
@@ -537,7 +584,7 @@ impl Worker {
     /// fit), resolving the next hop. Fragment headers are written whole: where the port has
     /// IPv4 checksum offload, their checksum is left to it.
     fn forward(&mut self, m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
-        let port = self.shared.port(out);
+        let port = &*self.ports[out.index()].cur;
         let (mtu, csum_offload) = (port.iface.mtu as usize, port.tx_ip_csum);
         let l3 = ethernet::HEADER_LEN;
         if m.len() <= l3 + mtu {
@@ -580,7 +627,7 @@ impl Worker {
     }
 
     fn forward_one(&mut self, mut m: Mbuf, out: PortRole, dst: Ipv4Addr, now: Time) {
-        let port = self.shared.port(out);
+        let port = &*self.ports[out.index()].cur;
         let Some(nh) = port.iface.next_hop(dst) else {
             self.counters().port(out).drop(PortDropReason::NoRoute);
             return;
@@ -618,7 +665,7 @@ impl Worker {
             let h = &self.hold[i];
             if let Some(mac) = self.neigh[h.port.index()].cur.get(h.next_hop) {
                 let mut h = self.hold.swap_remove(i);
-                let port = self.shared.port(h.port);
+                let port = &*self.ports[h.port.index()].cur;
                 l3::set_l2(h.mbuf.data_mut(), port, mac);
                 self.send(h.port, h.mbuf);
             } else if now >= h.deadline {

@@ -433,6 +433,10 @@ pub struct PortReport {
     /// The TX offloads enabled on the port ("ipv4_cksum", or "none").
     #[serde(default)]
     pub tx_offloads: String,
+    /// The port's kernel twin: "NAME (backend)", "NAME (backend, gone)" once deleted from
+    /// outside, or "" when the port has none.
+    #[serde(default)]
+    pub kernel: String,
     pub mac: String,
     pub addresses: Vec<String>,
     pub link_up: bool,

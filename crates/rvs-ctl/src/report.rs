@@ -31,6 +31,14 @@ pub struct PortCountersSnapshot {
     pub handed_over: u64,
     #[serde(default)]
     pub fragments_out: u64,
+    /// The exception path: packets sent up to the port's kernel twin, frames it transmitted
+    /// out of the port, and packets lost on the way either way (rate limit, full rings).
+    #[serde(default)]
+    pub to_kernel: u64,
+    #[serde(default)]
+    pub from_kernel: u64,
+    #[serde(default)]
+    pub kernel_drops: u64,
     /// (reason, count) for every reason, zeros included, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -46,6 +54,9 @@ impl PortCountersSnapshot {
         self.echo_replies += o.echo_replies;
         self.handed_over += o.handed_over;
         self.fragments_out += o.fragments_out;
+        self.to_kernel += o.to_kernel;
+        self.from_kernel += o.from_kernel;
+        self.kernel_drops += o.kernel_drops;
         if self.drops.is_empty() {
             self.drops = o.drops.clone();
         } else {

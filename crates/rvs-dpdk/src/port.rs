@@ -424,6 +424,29 @@ impl Port {
     }
 }
 
+/// Creates a virtual device after EAL start (hotplug), e.g. `("net_tap_rvs0",
+/// "iface=rvs-pub,mac=02:..")`: a port rvs makes itself, such as a kernel twin, whose
+/// arguments are known only once the physical ports are up. Then [`Port::by_name`] takes it.
+pub fn probe_vdev(name: &str, args: &str) -> Result<()> {
+    let bad = |_| Error::new("vdev", ErrorKind::InvalidArgument, "NUL in device arguments");
+    // rte_dev_probe (EAL) rather than rte_vdev_init: the vdev bus library is a plugin that
+    // is not linked in. The vdev bus claims the name by its driver prefix.
+    let d = CString::new(format!("{name},{args}")).map_err(bad)?;
+    // SAFETY: a valid C string for the duration of the call; DPDK copies it.
+    let ret = unsafe { ffi::rte_dev_probe(d.as_ptr()) };
+    let op = format!("creating device {name},{args}");
+    match ret {
+        0.. => Ok(()),
+        // Drivers' probe functions mostly return -1 with the reason in the EAL log.
+        -1 => Err(Error::new(
+            op,
+            ErrorKind::Other,
+            "the driver refused it (the EAL log above says why)",
+        )),
+        e => Err(Error::from_errno(op, -e)),
+    }
+}
+
 /// Link state of a port by id, from any thread.
 pub fn link_of(id: PortId) -> LinkStatus {
     let mut l = ffi::rte_eth_link::default();

@@ -166,6 +166,17 @@ fn stats_ports(ex: &Extras) {
             },
             p.sw.fragments_out
         );
+        println!(
+            "  kernel {}  to_kernel {}  from_kernel {}  kernel_drops {}",
+            if p.kernel.is_empty() {
+                "none"
+            } else {
+                p.kernel.as_str()
+            },
+            p.sw.to_kernel,
+            p.sw.from_kernel,
+            p.sw.kernel_drops
+        );
         for (reason, n) in p.sw.drops.iter().filter(|d| d.1 > 0) {
             println!("  drop {reason:<22} {n}");
         }

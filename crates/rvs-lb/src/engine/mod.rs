@@ -9,7 +9,9 @@
 //!   checksum of 0 stays 0) and a TTL decrement. A SYN hitting a TIME_WAIT/CLOSE connection
 //!   that no template controls replaces it (`conn_reuse_mode` 1).
 //! - A VIP port without service, or a service without available real server: ICMP port
-//!   unreachable (the client sees "connection refused", not a hang).
+//!   unreachable (the client sees "connection refused", not a hang). With `host_stack` (a
+//!   kernel twin shares the port), a port without service is `NotService`: the host's kernel
+//!   answers it (RST, port unreachable) or has a listener there.
 //! - Related ICMP errors (destination unreachable including fragmentation needed, source quench,
 //!   time exceeded) about a connection's reply: outer destination, quoted source address and
 //!   port, quoted IP checksum and the full ICMP checksum are rewritten (ip_vs_in_icmp).
@@ -27,8 +29,9 @@
 //! Deliberate differences from the kernel (documented for operators):
 //! - A real server deleted from its service keeps serving its existing connections (the kernel
 //!   drops their packets); [`Lb::expire_dest_conns`] ends them on request.
-//! - Non-SYN TCP segments to a service without connection are dropped (`not_syn`); the kernel
-//!   hands them to its local stack, which answers with a RST.
+//! - Without `host_stack`, non-SYN TCP segments to a service without connection are dropped
+//!   (`not_syn`); the kernel hands them to its local stack, which answers with a RST, and so
+//!   does rvs with `host_stack` (`NotService`, sent up to the kernel twin).
 //! - Connection thresholds (`-x`/`-y`) apply per core: each core enforces
 //!   `ceil(threshold / n_cores)` against its own connection counts (schedulers are per core).
 //! - Checksums are updated incrementally only; the IP header checksum is not verified on input
@@ -90,6 +93,12 @@ pub struct LbParams {
     pub frag_timeout_secs: u32,
     /// Applied to the connection table's memory before it is touched (huge pages).
     pub mem_advice: Option<MemAdvice>,
+    /// The host's own stack shares the public port (a kernel twin): what a VIP receives that no
+    /// service or connection takes (a port without service, a TCP segment other than a SYN
+    /// without connection, an ICMP error about no connection) is `NotService`, for the host,
+    /// as a kernel director hands it to its local stack (which answers RST or port
+    /// unreachable). Without it rvs answers ICMP port unreachable or drops, itself.
+    pub host_stack: bool,
 }
 
 impl LbParams {
@@ -114,6 +123,7 @@ impl Default for LbParams {
             frag_capacity: 4096,
             frag_timeout_secs: DEFAULT_FRAG_TIMEOUT_SECS,
             mem_advice: None,
+            host_stack: false,
         }
     }
 }

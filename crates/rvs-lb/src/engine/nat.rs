@@ -127,6 +127,10 @@ impl State {
                 let si = match snap.lookup(proto, h.dst, dport) {
                     SvcLookup::NotVip => return Verdict::NotService,
                     SvcLookup::NoService => {
+                        if self.params.host_stack {
+                            self.stats.engine.no_service.inc();
+                            return Verdict::NotService;
+                        }
                         if tcp && flags & crate::tcp_state::flags::RST != 0 {
                             return Verdict::Drop(DropReason::NotSyn);
                         }
@@ -143,6 +147,9 @@ impl State {
                     SvcLookup::Found(si) => si,
                 };
                 if tcp && !syn {
+                    if self.params.host_stack {
+                        return Verdict::NotService;
+                    }
                     return Verdict::Drop(DropReason::NotSyn);
                 }
                 if let Some(v) = self.egress_check(ip, h, PortRole::Private) {

@@ -64,6 +64,10 @@ impl State {
                 .lookup_out(qproto, qdst, qdport, qsrc, qsport, now),
         };
         let Some(c) = found.and_then(|i| self.conns.get(i).copied()) else {
+            // About one of the host's own connections, when it shares the port.
+            if self.params.host_stack && role == PortRole::Public {
+                return Verdict::NotService;
+            }
             return Verdict::Drop(DropReason::IcmpNoConnection);
         };
         let outer_ok = match role {

@@ -355,3 +355,48 @@ fn upper_threshold_overloads_dest() {
     }
     assert_eq!((dest_conns(&lb, 0), dest_conns(&lb, 1)), (2, 8));
 }
+
+#[test]
+fn with_a_host_stack_what_no_service_takes_is_the_hosts() {
+    let host = LbParams {
+        host_stack: true,
+        ..params()
+    };
+    let mut lb = Lb::new(host, Arc::new(snap("rr", &[1])));
+    // A VIP port without service (the kernel answers RST / port unreachable, or listens),
+    // a RST to it, a segment that is not a SYN to a service port, UDP to another port.
+    for mut p in [
+        tcp(cip(1), 1000, VIP, 22, SYN),
+        tcp(cip(1), 1000, VIP, 22, RST),
+        tcp(cip(1), 1001, VIP, 80, ACK),
+        tcp(cip(1), 1001, VIP, 80, FIN | ACK),
+        udp(cip(1), 1000, VIP, 53),
+    ] {
+        let before = p.clone();
+        assert_eq!(lb.process(&mut p, PUB, 0), Verdict::NotService);
+        assert_eq!(p, before, "unmodified, for the host");
+    }
+    assert_eq!(lb.conn_count(), 0);
+    assert_eq!(lb.stats().engine.drops_for(DropReason::NotSyn), 0);
+    // An ICMP error about one of the host's own connections from the VIP.
+    let quoted = tcp(VIP, 40000, cip(9), 443, SYN);
+    let mut e = icmp_error_pkt(cip(9), VIP, 3, 3, 0, &quoted[..28]);
+    assert_eq!(lb.process(&mut e, PUB, 0), Verdict::NotService);
+    assert_eq!(lb.stats().engine.drops_for(DropReason::IcmpNoConnection), 0);
+    // Balancing is unchanged: a SYN to the service still makes a connection ...
+    let mut s = tcp(cip(1), 1002, VIP, 80, SYN);
+    assert_eq!(routed(lb.process(&mut s, PUB, 0), &s), FWD_PRIV);
+    // ... and a service without available server is still answered by rvs.
+    let mut lb = Lb::new(
+        LbParams {
+            host_stack: true,
+            ..params()
+        },
+        Arc::new(snap("wlc", &[0])),
+    );
+    let mut p = tcp(cip(1), 1000, VIP, 80, SYN);
+    assert!(matches!(
+        lb.process(&mut p, PUB, 0),
+        Verdict::IcmpError { .. }
+    ));
+}
