@@ -6,5 +6,6 @@
 
 pub mod app;
 mod mgmt;
+pub mod netlink;
 pub mod ports;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};
