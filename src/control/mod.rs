@@ -6,6 +6,7 @@
 
 pub mod app;
 mod mgmt;
+pub mod netlink;
 pub mod ports;
 mod twin;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};
