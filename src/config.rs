@@ -142,7 +142,12 @@ pub fn valid_ifname(name: &str) -> Result<(), String> {
             "{name:?} must be 1..{MAX_IFNAME} characters (the kernel's limit)"
         ));
     }
-    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
         return Err(format!(
             "{name:?} is not a valid interface name (no '/', ':', spaces; not . or ..)"
         ));
@@ -618,9 +623,9 @@ fn interface(role: &str, r: RawInterface) -> Result<Interface, String> {
     let kernel = match r.kernel_interface {
         Some(name) => {
             valid_ifname(&name).map_err(|e| format!("{role}.kernel_interface: {e}"))?;
-            if r.kernel_rate == 0 {
+            if !(1..=10_000_000).contains(&r.kernel_rate) {
                 return Err(format!(
-                    "{role}.kernel_rate must be at least 1 packet per second"
+                    "{role}.kernel_rate must be 1..10000000 packets per second"
                 ));
             }
             Some(KernelTwin {
@@ -784,5 +789,105 @@ count = 2
             assert!(e.contains(want), "{e:?} should contain {want:?}");
             assert!(!e.contains('\n'), "{e:?} should be one line");
         }
+    }
+}
+
+#[cfg(test)]
+mod kernel_twin_tests {
+    use super::*;
+
+    const LAB: &str = r#"
+[public]
+device = "net_af_packet0"
+devargs = "iface=rvs-pub"
+addresses = ["10.0.0.13/24"]
+kernel_interface = "rvs-pub-k"
+[private]
+device = "net_af_packet1"
+devargs = "iface=rvs-priv"
+addresses = ["192.168.8.13/24"]
+"#;
+
+    fn parse(s: &str) -> Result<ApplianceConfig, ApplianceConfigError> {
+        ApplianceConfig::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn a_twin_has_a_name_an_auto_backend_and_a_default_rate() {
+        let c = parse(LAB).unwrap();
+        assert_eq!(
+            c.public.kernel,
+            Some(KernelTwin {
+                name: "rvs-pub-k".into(),
+                backend: KernelBackend::Auto,
+                rate: DEFAULT_KERNEL_RATE,
+            })
+        );
+        assert_eq!(c.private.kernel, None);
+        let c = parse(&LAB.replace(
+            "kernel_interface = \"rvs-pub-k\"",
+            "kernel_interface = \"k0\"\nkernel_backend = \"tap\"\nkernel_rate = 500",
+        ))
+        .unwrap();
+        let k = c.public.kernel.unwrap();
+        assert_eq!(
+            (k.name.as_str(), k.backend, k.rate),
+            ("k0", KernelBackend::Tap, 500)
+        );
+    }
+
+    #[test]
+    fn bad_twins_give_one_clear_line() {
+        let k = "kernel_interface = \"rvs-pub-k\"";
+        let cases = [
+            (
+                LAB.replace(k, "kernel_interface = \"a-name-far-too-long\""),
+                "1..15 characters",
+            ),
+            (
+                LAB.replace(k, "kernel_interface = \"\""),
+                "1..15 characters",
+            ),
+            (
+                LAB.replace(k, "kernel_interface = \"a/b\""),
+                "not a valid interface name",
+            ),
+            (
+                LAB.replace(k, "kernel_interface = \"a b\""),
+                "not a valid interface name",
+            ),
+            (
+                LAB.replace(k, "kernel_interface = \"rvs-pub\""),
+                "needs a name of its own",
+            ),
+            (
+                LAB.replace(k, &format!("{k}\nkernel_backend = \"kni\"")),
+                "unknown variant",
+            ),
+            (
+                LAB.replace(k, &format!("{k}\nkernel_rate = 0")),
+                "kernel_rate",
+            ),
+            (
+                LAB.replace(
+                    "addresses = [\"192.168.8.13/24\"]",
+                    "addresses = [\"192.168.8.13/24\"]\nkernel_interface = \"rvs-pub-k\"",
+                ),
+                "same kernel_interface",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+        }
+    }
+
+    #[test]
+    fn subnet_broadcasts() {
+        let c = parse(LAB).unwrap();
+        assert!(c.public.is_subnet_broadcast(Ipv4Addr::new(10, 0, 0, 255)));
+        assert!(!c.public.is_subnet_broadcast(Ipv4Addr::new(10, 0, 0, 254)));
+        assert!(!c.public.is_subnet_broadcast(Ipv4Addr::new(10, 0, 1, 255)));
     }
 }

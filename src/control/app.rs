@@ -6,9 +6,9 @@ use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx, Twins};
 use super::ports::{bring_up_port, choose_steering, tx_offload_names, PortUp};
 use super::server;
 use crate::config::{ApplianceConfig, Interface};
+use crate::dataplane::kernel::{worker_bucket, KernelUp};
 use crate::dataplane::l3::PortInfo;
 use crate::dataplane::neigh::NeighTimers;
-use crate::dataplane::kernel::{worker_bucket, KernelUp};
 use crate::dataplane::shared::{Shared, TscClock};
 use crate::dataplane::worker::{Handover, Worker, WorkerSetup};
 use crate::dpdk::{self, Eal, LcoreGroup, Mempool, Port, PortId, RingRx, RingTx, RxQueue, TxQueue};
@@ -394,14 +394,13 @@ fn start_twins(
     let mut twins = Vec::new();
     for role in PortRole::ALL {
         let iface = [&cfg.public, &cfg.private][role.index()];
-        let Some(k) = &iface.kernel else {
+        if iface.kernel.is_none() {
             continue;
-        };
+        }
         let from = std::mem::take(&mut rings.kernel_rx[role.index()]);
         let t = super::twin::create(
             role,
             iface,
-            k,
             ports.macs[role.index()],
             pool,
             from,

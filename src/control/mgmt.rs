@@ -78,7 +78,8 @@ impl Mgmt {
             let (from_kernel, kernel_drops) = super::twin::counters(&self.shared, role);
             sw.from_kernel += from_kernel;
             sw.kernel_drops += kernel_drops;
-            let kernel = self.kernel.lock().unwrap_or_else(|e| e.into_inner())[role.index()].clone();
+            let kernel =
+                self.kernel.lock().unwrap_or_else(|e| e.into_inner())[role.index()].clone();
             let link = link_of(self.port_ids[role.index()]);
             ports.push(PortReport {
                 role: role.name().into(),
@@ -315,7 +316,11 @@ pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, t
         // The exception path's latency is the host's RTT: poll it often while it carries
         // traffic, yet never spin (the management core may share a CPU with the host's
         // daemons). 256 frames per ring and iteration keep up with any sane kernel_rate.
-        let pause = if twins.service(mgmt, tx) == 0 { 1000 } else { 50 };
+        let pause = if twins.service(mgmt, tx) == 0 {
+            1000
+        } else {
+            50
+        };
         std::thread::sleep(Duration::from_micros(pause));
     }
 }

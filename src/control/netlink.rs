@@ -193,6 +193,19 @@ impl Rtnl {
             })
     }
 
+    /// Sets the link's MAC address (virtio-user's tap does not take the port's itself).
+    pub fn set_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.transact(NLM_F_ACK, RouteNetlinkMessage::SetLink(msg), |_, _| Ok(()))
+            .map(drop)
+            .map_err(|f| {
+                let name = self.label(ifindex);
+                f.with(format!("set the MAC address of {name}"))
+            })
+    }
+
     /// Adds an IPv4 address with its prefix, so that the kernel adds the subnet route, and
     /// the broadcast address that `ip addr add ... brd +` would set. Adding one that exists
     /// (same address and prefix) is Ok.
@@ -677,6 +690,20 @@ mod tests {
         assert_eq!(link.sys("mtu"), "1400");
         rtnl.set_up(link.ifindex, None).expect("set_up again");
         assert_eq!(link.sys("mtu"), "1400");
+    }
+
+    #[test]
+    fn set_mac_sets_the_link_address() {
+        if !root("set_mac") {
+            return;
+        }
+        let _s = serial();
+        // ifb refuses a new MAC (EOPNOTSUPP); a bridge takes one, as a tap does.
+        let link = TestLink::of(&["bridge"]);
+        let mut rtnl = Rtnl::open().expect("open");
+        let mac = [0x02, 0x52, 0x56, 0x53, 0x00, 0x13];
+        rtnl.set_mac(link.ifindex, mac).expect("set_mac");
+        assert_eq!(link.sys("address"), "02:52:56:53:00:13");
     }
 
     #[test]

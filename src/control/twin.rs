@@ -72,7 +72,12 @@ pub fn choose_backend(
 }
 
 /// The DPDK device name and arguments of a twin.
-pub fn vdev_args(role: PortRole, backend: Backend, k: &KernelTwin, mac: MacAddr) -> (String, String) {
+pub fn vdev_args(
+    role: PortRole,
+    backend: Backend,
+    k: &KernelTwin,
+    mac: MacAddr,
+) -> (String, String) {
     let i = role.index();
     match backend {
         Backend::VirtioUser => (
@@ -82,7 +87,10 @@ pub fn vdev_args(role: PortRole, backend: Backend, k: &KernelTwin, mac: MacAddr)
                 k.name
             ),
         ),
-        Backend::Tap => (format!("net_tap_rvs{i}"), format!("iface={},mac={mac}", k.name)),
+        Backend::Tap => (
+            format!("net_tap_rvs{i}"),
+            format!("iface={},mac={mac}", k.name),
+        ),
     }
 }
 
@@ -171,13 +179,15 @@ impl Twin {
 pub fn create(
     role: PortRole,
     iface: &Interface,
-    k: &KernelTwin,
     mac: MacAddr,
     pool: &Mempool,
     from_workers: Vec<RingRx>,
     rtnl: &mut Rtnl,
     owned: &mut Vec<Port>,
 ) -> Result<Twin, String> {
+    let Some(k) = &iface.kernel else {
+        return Err(format!("{} port has no kernel_interface", role.name()));
+    };
     let (backend, why) = choose_backend(k, Path::new(VHOST_NET).exists(), Path::new(TUN).exists())?;
     let (dev, args) = vdev_args(role, backend, k, mac);
     let fail = |e: dpdk::Error| format!("{} kernel twin {:?}: {e}", role.name(), k.name);
@@ -195,17 +205,25 @@ pub fn create(
     port.start().map_err(fail)?;
     owned.push(port);
     let (Some(rxq), Some(txq)) = (rx.pop(), tx.pop()) else {
-        return Err(format!("{} kernel twin {:?}: no queues", role.name(), k.name));
+        return Err(format!(
+            "{} kernel twin {:?}: no queues",
+            role.name(),
+            k.name
+        ));
     };
     let nl = |e: NetlinkError| format!("{} kernel twin {:?}: {e}", role.name(), k.name);
-    let ifindex = rtnl
-        .ifindex(&k.name)
-        .map_err(nl)?
-        .ok_or_else(|| format!("{} kernel twin {:?}: the driver made no such interface", role.name(), k.name))?;
+    let ifindex = rtnl.ifindex(&k.name).map_err(nl)?.ok_or_else(|| {
+        format!(
+            "{} kernel twin {:?}: the driver made no such interface",
+            role.name(),
+            k.name
+        )
+    })?;
     if backend == Backend::VirtioUser {
         rtnl.set_mac(ifindex, mac.0).map_err(nl)?;
     }
-    rtnl.set_up(ifindex, Some(u32::from(iface.mtu))).map_err(nl)?;
+    rtnl.set_up(ifindex, Some(u32::from(iface.mtu)))
+        .map_err(nl)?;
     for a in &iface.addresses {
         rtnl.add_addr(ifindex, *a).map_err(nl)?;
     }
@@ -287,7 +305,9 @@ impl Host {
                         set_owned(t, *a, true, shared, tx);
                     }
                 }
-                Err(e) => tracing::error!(twin = %t.name, error = %e, "cannot read the twin's addresses"),
+                Err(e) => {
+                    tracing::error!(twin = %t.name, error = %e, "cannot read the twin's addresses")
+                }
             }
         }
     }
@@ -379,12 +399,18 @@ mod tests {
     #[test]
     fn auto_prefers_virtio_user_and_falls_back_to_tap() {
         let k = twin(KernelBackend::Auto);
-        assert_eq!(choose_backend(&k, true, true).unwrap().0, Backend::VirtioUser);
+        assert_eq!(
+            choose_backend(&k, true, true).unwrap().0,
+            Backend::VirtioUser
+        );
         let (b, why) = choose_backend(&k, false, true).unwrap();
         assert_eq!(b, Backend::Tap);
         assert!(why.contains("vhost-net missing"), "{why}");
         let e = choose_backend(&k, false, false).unwrap_err();
-        assert!(e.contains("/dev/vhost-net") && e.contains("/dev/net/tun"), "{e}");
+        assert!(
+            e.contains("/dev/vhost-net") && e.contains("/dev/net/tun"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -392,7 +418,9 @@ mod tests {
         let e = choose_backend(&twin(KernelBackend::VirtioUser), false, true).unwrap_err();
         assert!(e.contains("modprobe vhost_net"), "{e}");
         assert_eq!(
-            choose_backend(&twin(KernelBackend::Tap), true, true).unwrap().0,
+            choose_backend(&twin(KernelBackend::Tap), true, true)
+                .unwrap()
+                .0,
             Backend::Tap
         );
         assert!(choose_backend(&twin(KernelBackend::Tap), true, false).is_err());

@@ -156,7 +156,10 @@ mod tests {
         let t0 = 5 * NANOS_PER_SEC;
         let mut b = TokenBucket::new(1000, 10, t0);
         let first = (0..100).filter(|_| b.take(t0)).count();
-        assert_eq!(first, 10, "the burst, then nothing more at the same instant");
+        assert_eq!(
+            first, 10,
+            "the burst, then nothing more at the same instant"
+        );
         // 1000/s: one token per millisecond.
         let mut got = 0;
         for k in 1..=1000 {

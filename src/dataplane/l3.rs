@@ -66,7 +66,7 @@ pub fn receive(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
     let kernel = port.iface.kernel.is_some();
     let ours = dst == port.mac;
     // Multicast (VRRP, OSPF, IPv6 neighbour discovery ...) is the host's, when it has a twin.
-    if !ours && !dst.is_broadcast() && !(kernel && dst.is_multicast()) {
+    if !(ours || dst.is_broadcast() || kernel && dst.is_multicast()) {
         return Rx::Drop(PortDropReason::NotOurMac);
     }
     match ethertype {
@@ -428,7 +428,10 @@ pub(super) mod tests {
         let vrrp_mac = MacAddr([0x01, 0, 0x5e, 0, 0, 0x12]);
         let mut vrrp = ip_frame(vrrp_mac, Ipv4Addr::new(224, 0, 0, 18), 112);
         let mut l = None;
-        assert_eq!(receive(&mut vrrp.clone(), &port(), &mut l), Rx::Drop(PortDropReason::NotOurMac));
+        assert_eq!(
+            receive(&mut vrrp.clone(), &port(), &mut l),
+            Rx::Drop(PortDropReason::NotOurMac)
+        );
         assert_eq!(receive(&mut vrrp, &with_twin(port()), &mut l), Rx::ToKernel);
         // IPv6 (neighbour discovery, link-local): the host's when it has a twin.
         let mut v6 = ip_frame(OUR, Ipv4Addr::new(10, 0, 0, 13), 6);
@@ -445,11 +448,18 @@ pub(super) mod tests {
             (MacAddr::BROADCAST, Ipv4Addr::BROADCAST),
         ] {
             let mut f = ip_frame(mac, dst, 17);
-            assert_eq!(receive(&mut f, &with_twin(port()), &mut l), Rx::ToKernel, "{dst}");
+            assert_eq!(
+                receive(&mut f, &with_twin(port()), &mut l),
+                Rx::ToKernel,
+                "{dst}"
+            );
         }
         // A foreign unicast MAC is still not ours.
         let mut f = ip_frame(PEER, Ipv4Addr::new(10, 0, 0, 13), 6);
-        assert_eq!(receive(&mut f, &with_twin(port()), &mut l), Rx::Drop(PortDropReason::NotOurMac));
+        assert_eq!(
+            receive(&mut f, &with_twin(port()), &mut l),
+            Rx::Drop(PortDropReason::NotOurMac)
+        );
     }
 
     #[test]
@@ -468,7 +478,13 @@ pub(super) mod tests {
         assert!(matches!(receive(&mut f, &private, &mut l), Rx::Ipv4 { .. }));
         // rvs still answers ping itself.
         let mut e = echo_request(Ipv4Addr::new(10, 0, 0, 13), b"hi");
-        assert!(matches!(receive(&mut e, &private, &mut l), Rx::Reply { kind: ReplyKind::Echo, .. }));
+        assert!(matches!(
+            receive(&mut e, &private, &mut l),
+            Rx::Reply {
+                kind: ReplyKind::Echo,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -480,7 +496,10 @@ pub(super) mod tests {
         assert!(for_host(&p, Ipv4Addr::BROADCAST));
         assert!(!for_host(&p, Ipv4Addr::new(10, 0, 0, 14)));
         assert!(!for_host(&p, Ipv4Addr::new(10, 0, 1, 255)));
-        assert!(is_arp(&arp_request(Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 0, 0, 13))));
+        assert!(is_arp(&arp_request(
+            Ipv4Addr::new(10, 0, 0, 12),
+            Ipv4Addr::new(10, 0, 0, 13)
+        )));
         assert!(!is_arp(&echo_request(Ipv4Addr::new(10, 0, 0, 13), b"")));
     }
 

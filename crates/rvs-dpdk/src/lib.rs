@@ -19,7 +19,8 @@ pub use flow::L4;
 pub use lcore::{launch, main_lcore, wait_all, worker_lcores, LaunchHandle, LcoreGroup};
 pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
 pub use port::{
-    probe_vdev, DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RssConf, RxQueue, TxQueue,
+    probe_vdev, DevInfo, LinkStatus, Port, PortConf, PortId, PortStats, QueueId, RssConf, RxQueue,
+    TxQueue,
 };
 pub use ring::{mbuf_ring, RingRx, RingTx};
 

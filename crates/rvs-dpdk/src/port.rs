@@ -428,7 +428,13 @@ impl Port {
 /// "iface=rvs-pub,mac=02:..")`: a port rvs makes itself, such as a kernel twin, whose
 /// arguments are known only once the physical ports are up. Then [`Port::by_name`] takes it.
 pub fn probe_vdev(name: &str, args: &str) -> Result<()> {
-    let bad = |_| Error::new("vdev", ErrorKind::InvalidArgument, "NUL in device arguments");
+    let bad = |_| {
+        Error::new(
+            "vdev",
+            ErrorKind::InvalidArgument,
+            "NUL in device arguments",
+        )
+    };
     // rte_dev_probe (EAL) rather than rte_vdev_init: the vdev bus library is a plugin that
     // is not linked in. The vdev bus claims the name by its driver prefix.
     let d = CString::new(format!("{name},{args}")).map_err(bad)?;
