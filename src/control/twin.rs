@@ -289,7 +289,7 @@ impl Host {
             }
         }
         for ev in std::mem::take(&mut self.events) {
-            apply_event(ev, twins, shared, tx);
+            apply_event(ev, &mut self.rtnl, twins, shared, tx);
         }
     }
 
@@ -313,7 +313,13 @@ impl Host {
     }
 }
 
-fn apply_event(ev: HostEvent, twins: &mut [Twin], shared: &Shared, tx: &mut MgmtTx) {
+fn apply_event(
+    ev: HostEvent,
+    rtnl: &mut Rtnl,
+    twins: &mut [Twin],
+    shared: &Shared,
+    tx: &mut MgmtTx,
+) {
     let ifindex = match ev {
         HostEvent::AddrAdded { ifindex, .. }
         | HostEvent::AddrRemoved { ifindex, .. }
@@ -325,17 +331,17 @@ fn apply_event(ev: HostEvent, twins: &mut [Twin], shared: &Shared, tx: &mut Mgmt
     };
     match ev {
         HostEvent::AddrAdded { addr, .. } => set_owned(t, addr, true, shared, tx),
-        HostEvent::AddrRemoved { addr, .. } => set_owned(t, addr, false, shared, tx),
-        HostEvent::LinkRemoved { .. } => {
-            t.gone = true;
-            tracing::error!(
-                port = t.role.name(),
-                twin = %t.name,
-                "kernel twin deleted from outside: the exception path of this port is off (what \
-                 would go up is dropped and counted as kernel_drops; load balancing and the \
-                 port's addresses are unaffected); restart rvs to recreate it"
-            );
+        HostEvent::AddrRemoved { addr, .. } => {
+            // A twin being deleted loses its addresses first (and is unlisted by then): that
+            // is not the host giving them up, and the ports keep them.
+            if rtnl.ifindex(&t.name).ok().flatten() == Some(t.ifindex) {
+                set_owned(t, addr, false, shared, tx);
+            } else {
+                twin_gone(t);
+            }
         }
+        HostEvent::LinkRemoved { .. } => twin_gone(t),
+
         HostEvent::LinkState { up, .. } if up != t.up => {
             t.up = up;
             if up {
@@ -350,6 +356,17 @@ fn apply_event(ev: HostEvent, twins: &mut [Twin], shared: &Shared, tx: &mut Mgmt
         }
         HostEvent::LinkState { .. } => {}
     }
+}
+
+fn twin_gone(t: &mut Twin) {
+    t.gone = true;
+    tracing::error!(
+        port = t.role.name(),
+        twin = %t.name,
+        "kernel twin deleted from outside: the exception path of this port is off (what would \
+         go up is dropped and counted as kernel_drops; load balancing and the port's addresses \
+         are unaffected); restart rvs to recreate it"
+    );
 }
 
 /// Makes `a` one of the port's addresses (or not) and publishes the port to the workers.
