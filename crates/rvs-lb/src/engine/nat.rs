@@ -262,6 +262,9 @@ impl State {
             h.more_frags,
             now,
         ) {
+            // With the host's stack on the port, a fragment of nothing rvs knows is the host's
+            // (its first fragment went up): the kernel reassembles or discards it.
+            None if self.params.host_stack && role == PortRole::Public => Verdict::NotService,
             None => Verdict::Drop(DropReason::FragOutOfOrder),
             Some(FragAction::Handover { core }) => {
                 self.stats.engine.handovers.inc();

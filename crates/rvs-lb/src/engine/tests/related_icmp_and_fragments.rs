@@ -250,3 +250,28 @@ fn steering_agrees_across_directions() {
         assert_eq!(steer(&e2, PRIV, n), core);
     }
 }
+
+#[test]
+fn with_a_host_stack_fragments_of_the_hosts_datagrams_go_up_whole() {
+    let host = LbParams {
+        host_stack: true,
+        ..params()
+    };
+    let mut lb = Lb::new(host, Arc::new(udp_service(53, 5353)));
+    let data = vec![0x5au8; 3000];
+    // UDP to a VIP port without service, fragmented: every fragment is the host's.
+    let mut frags = fragments(cip(1), 5000, VIP, 4789, &data, 1480, 0x5151);
+    assert!(frags.len() > 1);
+    for f in frags.iter_mut() {
+        let before = f.clone();
+        assert_eq!(lb.process(f, PUB, 0), Verdict::NotService);
+        assert_eq!(*f, before);
+    }
+    // A fragment of a balanced datagram still follows its first fragment.
+    let mut frags = fragments(cip(1), 5000, VIP, 53, &data, 1480, 0x5252);
+    for f in frags.iter_mut() {
+        let v = lb.process(f, PUB, 0);
+        assert_eq!(routed(v, f), FWD_PRIV);
+    }
+    assert_eq!(lb.stats().engine.drops_for(DropReason::FragOutOfOrder), 0);
+}
