@@ -386,3 +386,48 @@ fn a_twin_deleted_from_outside_degrades_without_losing_nat() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(std::path::Path::new("/sys/class/net/rvs-priv-k").exists());
 }
+
+/// VRRP (IP protocol 112 to 224.0.0.18, a multicast MAC) from the public side reaches the
+/// host's stack on the public twin, where keepalived would read it.
+#[test]
+#[ignore = "needs root and the lab (scripts/test.sh)"]
+fn vrrp_multicast_goes_up_to_the_twin() {
+    fresh(1);
+    // A packet socket on the twin, in the root namespace, waiting for protocol 112.
+    let listen = "import socket, sys\n\
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))\n\
+        s.bind(('rvs-pub-k', 0))\n\
+        s.settimeout(10)\n\
+        print('ready', flush=True)\n\
+        while True:\n\
+        \x20   f = s.recv(2048)\n\
+        \x20   if f[14 + 9] == 112 and f[30:34] == bytes([224, 0, 0, 18]):\n\
+        \x20       print('vrrp', f[0:6].hex(), f[34:].hex()[:16], flush=True)\n\
+        \x20       break\n";
+    let mut l = Command::new(PY)
+        .args(["-c", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("listener");
+    let mut out = l.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    out.read_exact(&mut ready).expect("listener ready");
+    let before = port_stats();
+    let send = "from scapy.all import Ether, IP, Raw, sendp, conf\nconf.verb = 0\n\
+        p = Ether(dst='01:00:5e:00:00:12')/IP(src='10.0.0.12', dst='224.0.0.18', proto=112, ttl=255)\
+        /Raw(bytes([0x21, 51, 150, 1, 0, 1, 0, 0, 10, 0, 0, 100]))\n\
+        sendp(p, iface='eth0', count=3, inter=0.2)\n";
+    let o = netns("rvs-client", &[PY, "-c", send]);
+    assert!(o.status.success(), "{}", text(&o));
+    let status = l.wait().unwrap();
+    let mut got = String::new();
+    out.read_to_string(&mut got).unwrap();
+    assert!(
+        status.success(),
+        "the twin saw no VRRP advertisement: {got}"
+    );
+    assert!(got.contains("vrrp 01005e000012 2133960100010000"), "{got}");
+    let after = port_stats();
+    assert!(counter(&after, "public", "to_kernel") >= counter(&before, "public", "to_kernel") + 1);
+}
