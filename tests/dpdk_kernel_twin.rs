@@ -3,6 +3,7 @@
 //! twin that cannot be made is a one-line error at start that leaves nothing behind.
 
 mod common;
+use common::wait_for;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,17 +73,6 @@ fn addrs(ifname: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
 }
 
 /// Waits for a child that should exit by itself; kills it if it hangs.
