@@ -414,6 +414,14 @@ snap() { # name: the port counters with the time they were read, then the servic
             echo '[]' > "$work/$1-twin.json"
         w1=$(date +%s.%N)
         echo "$w0 $w1" > "$work/$1-twin-time.txt"
+        # Where the CPUs' time went (per CPU: user, system, softirq, steal, ...), and the
+        # workers' run and run-queue wait times: a worker that ran less was either waiting
+        # for its CPU (another task had it) or its vCPU was not running (steal).
+        grep '^cpu[0-9]' /proc/stat > "$work/$1-cpustat.txt"
+        local t
+        for t in /proc/"$rvs_pid"/task/*; do
+            case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-*) cat "$t/schedstat" ;; esac
+        done > "$work/$1-sched.txt"
     fi
 }
 
@@ -450,15 +458,19 @@ if [ "$kflood" -gt 0 ]; then
             ip -n "$netns" -br addr show dev "$kname" > "$work/$run-twin-up.txt" 2>&1 ||
                 fail "run $run: the kernel twin $kname does not exist in $netns (see $rvs_log)"
             snap "$run-before"
-            perf_pid=""
+            perf_pids=()
             if [ $perf -eq 1 ]; then
+                # The workers' own profile, and everything that ran on the workers' CPUs.
                 perf record -e cpu-clock -F 2999 -g -t "$(rte_worker_tids "$rvs_pid" | paste -sd,)" \
                     -o "$work/perf-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
-                perf_pid=$!
+                perf_pids+=($!)
+                perf record -e cpu-clock -F 999 -a -C "${cpus#*,}" \
+                    -o "$work/perf-cpu-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
+                perf_pids+=($!)
             fi
             sleep "$duration"
             snap "$run-after"
-            [ -n "$perf_pid" ] && { wait "$perf_pid" 2>/dev/null || true; }
+            for p in "${perf_pids[@]}"; do wait "$p" 2>/dev/null || true; done
             kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during run $run (see $rvs_log)"
             stop_pid "$rvs_pid"
             rvs_pid=""
@@ -475,6 +487,10 @@ if [ "$kflood" -gt 0 ]; then
             if [ -f "$work/perf-$run.data" ]; then
                 perf report -i "$work/perf-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
                     --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-report-$run.txt" || true
+            fi
+            if [ -f "$work/perf-cpu-$run.data" ]; then
+                perf report -i "$work/perf-cpu-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
+                    --sort comm,dso 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-cpu-report-$run.txt" || true
             fi
             kruns+=("$run")
         done

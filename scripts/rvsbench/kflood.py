@@ -47,6 +47,40 @@ def twin_stats(work, snap):
         return None
 
 
+CPUSTAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpustat(work, snap):
+    """Per-CPU time counters of /proc/stat (SNAP-cpustat.txt): {"cpuN": {field: ticks}}."""
+    try:
+        with open(os.path.join(work, snap + "-cpustat.txt")) as f:
+            rows = [line.split() for line in f if line.startswith("cpu")]
+        return {r[0]: dict(zip(CPUSTAT_FIELDS, (int(x) for x in r[1:9]))) for r in rows}
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_shares(b, a):
+    """Each CPU's share of the window per /proc/stat field (guest time is inside user)."""
+    out = {}
+    for cpu in sorted(set(a) & set(b)):
+        d = {k: a[cpu][k] - b[cpu][k] for k in CPUSTAT_FIELDS}
+        tot = sum(d.values())
+        if tot > 0:
+            out[cpu] = {k: round(v / tot, 4) for k, v in d.items()}
+    return out
+
+
+def sched(work, snap):
+    """The workers' (run ns, run-queue wait ns) summed, from SNAP-sched.txt (schedstat lines)."""
+    try:
+        with open(os.path.join(work, snap + "-sched.txt")) as f:
+            rows = [line.split() for line in f if line.strip()]
+        return sum(int(r[0]) for r in rows), sum(int(r[1]) for r in rows)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_window(work, name, workers):
     """One run's measured window, from NAME-{before,after}-{ports,time,list,twin}.json."""
     def load(n):
@@ -94,6 +128,13 @@ def run_window(work, name, workers):
         w["twin_rx_dropped"] = t1["rx_dropped"] - t0["rx_dropped"]
         w["twin_tx_packets"] = t1["tx_packets"] - t0["tx_packets"]
     w["twin_removed_after_run"] = os.path.exists(os.path.join(work, f"{name}-twin-gone.txt"))
+    c0, c1 = cpustat(work, name + "-before"), cpustat(work, name + "-after")
+    if c0 and c1:
+        w["cpus"] = cpu_shares(c0, c1)
+    s0, s1 = sched(work, name + "-before"), sched(work, name + "-after")
+    if s0 and s1:
+        # Of the wall time, per worker: waiting on its CPU's run queue (another task ran).
+        w["worker_runqueue_wait_share"] = round((s1[1] - s0[1]) / 1e9 / dt / workers, 4)
     return w
 
 
@@ -153,11 +194,12 @@ def kflood_report(work, p, manifest, machine):
                 and w["twin_rx_per_s"] < (1 - RATE_TOLERANCE) * w["to_kernel_per_s"]:
             warnings.append(f"{name}: the twin received {w['twin_rx_per_s']:.0f}/s of the "
                             f"{w['to_kernel_per_s']:.0f}/s sent up")
-        for f in ("perf-report-" + name + ".txt",):
+        for key, f in (("perf_report", "perf-report-" + name + ".txt"),
+                       ("perf_report_worker_cpus", "perf-cpu-report-" + name + ".txt")):
             pf = os.path.join(work, f)
             if os.path.exists(pf):
                 with open(pf) as fh:
-                    w["perf_report"] = fh.read()
+                    w[key] = fh.read()
         runs.append(w)
     idle = [r for r in runs if r["kind"] == "idle"]
     flood = [r for r in runs if r["kind"] == "flood"]
@@ -168,12 +210,14 @@ def kflood_report(work, p, manifest, machine):
         if not rs:
             return None
         pc = [r["nat_mpps_per_worker_cpu_second"] for r in rs if r["nat_mpps_per_worker_cpu_second"]]
+        waits = [r["worker_runqueue_wait_share"] for r in rs if "worker_runqueue_wait_share" in r]
         return {"nat_mpps": spread([r["nat_mpps"] for r in rs]),
                 "nat_mpps_per_worker_cpu_second": spread(pc) if pc else None,
                 "rx_mpps": spread([r["rx_mpps"] for r in rs]),
                 "worker_cpu_share": spread([r["worker_cpu_share"] for r in rs]),
                 "to_kernel_per_s": spread([r["to_kernel_per_s"] for r in rs]),
                 "kernel_drops_per_s": spread([r["kernel_drops_per_s"] for r in rs]),
+                "worker_runqueue_wait_share": spread(waits) if waits else None,
                 "reply_hit_ratio_min": min(r["reply_hit_ratio"] for r in rs),
                 "request_fwd_ratio_min": min(r["request_fwd_ratio"] for r in rs),
                 "host_bound_share_of_input": spread([r["host_bound_share_of_input"] for r in rs])}
@@ -227,12 +271,14 @@ def kflood_report(work, p, manifest, machine):
                  f"kernel_rate {rate}/s")
     lines.append(f"flood: one host-bound datagram after every {p.kernel_flood} replies: "
                  f"{expected:.2%} of the private input, {res['flood']['share_of_input_pcaps']:.2%} of all input")
-    lines.append(f"{'run':8} {'NAT Mpps':>9} {'rx Mpps':>8} {'CPU':>5} {'per CPU-s':>9} {'reply hit':>9} "
+    lines.append(f"{'run':8} {'NAT Mpps':>9} {'rx Mpps':>8} {'CPU':>5} {'rq wait':>7} {'per CPU-s':>9} {'reply hit':>9} "
                  f"{'req fwd':>8} {'to_kernel/s':>11} {'drops/s':>9} {'twin rx/s':>9} {'host share':>10}")
     for r in runs:
         pc = r["nat_mpps_per_worker_cpu_second"]
         trx = r.get("twin_rx_per_s")
+        wait = r.get("worker_runqueue_wait_share")
         lines.append(f"{r['run']:8} {r['nat_mpps']:>9.3f} {r['rx_mpps']:>8.3f} {r['worker_cpu_share']:>5.0%} "
+                     f"{'-' if wait is None else f'{wait:.0%}':>7} "
                      f"{pc if pc is not None else 0:>9.3f} {r['reply_hit_ratio']:>9.5f} "
                      f"{r['request_fwd_ratio']:>8.5f} {r['to_kernel_per_s']:>11.0f} "
                      f"{r['kernel_drops_per_s']:>9.0f} {'-' if trx is None else f'{trx:.0f}':>9} "

@@ -563,7 +563,7 @@ def wrk_output(requests=18197, rs=(9101, 9096), other=0, errors=None, non_2xx=0,
 
 KFLOOD_RUNS = ["idle1", "flood1", "idle2", "flood2", "idle3", "flood3"]
 KFLOOD = dict(SMOKE, scenario="established-udp", cpus="1,0", kernel_flood=16, kernel_rate=20000,
-              kernel_interface="rvsbk24549", kernel_backend="auto", netns="rvsbench-24549",
+              kernel_interface="rvsbk31444", kernel_backend="auto", netns="rvsbench-31444",
               command="scripts/bench.sh --smoke --cpus 1,0 --kernel-flood 16 --keep")
 
 
@@ -673,14 +673,18 @@ class KfloodReport(unittest.TestCase):
         res, lines = self.report("kflood")
         self.assertTrue(res["ok"], res["errors"])
         self.assertEqual([r["kind"] for r in res["runs"]], ["idle", "flood"] * 3)
-        self.assertEqual(res["kernel"]["twin"], "rvsbk24549 (tap)")
+        self.assertEqual(res["kernel"]["twin"], "rvsbk31444 (tap)")
         f = res["flood"]
         self.assertEqual((f["every"], f["host_bound_packets_in_private_pcap"], f["private_pcap_packets"]), (16, 16, 272))
         self.assertAlmostEqual(f["share_of_private_pcap"], 1 / 17, 4)
         for r in res["runs"]:
             self.assertGreaterEqual(r["reply_hit_ratio"], 0.99)
             self.assertTrue(r["twin_removed_after_run"])
-            self.assertEqual(r["twin"], "rvsbk24549 (tap)")
+            self.assertEqual(r["twin"], "rvsbk31444 (tap)")
+            # Where the CPUs' time went, and how long the worker waited for its CPU.
+            self.assertEqual(set(r["cpus"]), {"cpu0", "cpu1"})
+            self.assertAlmostEqual(sum(r["cpus"]["cpu0"].values()), 1, 2)
+            self.assertTrue(0 <= r["worker_runqueue_wait_share"] <= 1)
             nat = (r["public"]["tx_packets"] + r["private"]["tx_packets"]
                    - r["public"]["from_kernel"] - r["private"]["from_kernel"])
             self.assertEqual(r["nat_forwarded_packets"], nat)
@@ -728,6 +732,19 @@ class KfloodReport(unittest.TestCase):
     def test_spread(self):
         self.assertEqual(kflood.spread([2.0, 1.0, 4.0]),
                          {"median": 2.0, "min": 1.0, "max": 4.0, "spread": 1.5, "runs": [2.0, 1.0, 4.0]})
+
+    def test_cpu_accounting(self):
+        with tempfile.TemporaryDirectory() as t:
+            write(t, "a-cpustat.txt", "cpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\n")
+            write(t, "b-cpustat.txt", "cpu0 60 0 20 80 0 0 10 10 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\n")
+            c = kflood.cpu_shares(kflood.cpustat(t, "a"), kflood.cpustat(t, "b"))
+            self.assertEqual(c["cpu0"], {"user": 0.625, "nice": 0.0, "system": 0.125, "idle": 0.0,
+                                         "iowait": 0.0, "irq": 0.0, "softirq": 0.125, "steal": 0.125})
+            self.assertEqual(c["cpu1"]["idle"], 1.0)
+            write(t, "a-sched.txt", "100 20 3\n5 5 1\n")
+            self.assertEqual(kflood.sched(t, "a"), (105, 25))
+            self.assertIsNone(kflood.sched(t, "missing"))
+            self.assertIsNone(kflood.cpustat(t, "missing"))
 
     def test_twin_stats_unreadable(self):
         with tempfile.TemporaryDirectory() as t:
