@@ -45,13 +45,13 @@
 #   --kernel-flood N the exception path idle vs. flooded (established scenarios; issue 11): the
 #                    private port has a kernel twin in every run (in a network namespace of the
 #                    run's own, so that its address never meets the lab's twins); rvs is started
-#                    --kernel-pairs times with the plain private pcap (idle) and as often with a
-#                    host-bound UDP datagram (real server -> DIP:9) after every N replies
-#                    (flooded), alternating; reports NAT Mpps idle and flooded (median, spread,
-#                    ratio), to_kernel/s against the rate limit, kernel_drops/s, the hit ratios,
-#                    and fails if the flood did not reach the limit. No testpmd runs. 0: off
+#                    --kernel-pairs times with a host-bound UDP datagram (real server -> DIP:9)
+#                    after every N replies in the private pcap (flooded), each time between two
+#                    runs with the plain pcap (idle); reports NAT Mpps idle and flooded (median,
+#                    spread, ratio), to_kernel/s against the rate limit, kernel_drops/s, the hit
+#                    ratios, and fails if the flood did not reach the limit. No testpmd. 0: off
 #   --kernel-rate R  the twin's kernel_rate, packets/s (default 20000)
-#   --kernel-pairs K idle/flooded pairs of runs (default 3)
+#   --kernel-pairs K flooded runs (default 3), so K + 1 idle ones
 #   --kernel-backend B  auto (default) | tap | virtio-user
 # Exit status: 0 when the scenario checked out, 1 when it did not (the numbers are then wrong,
 # and the reason is printed), 2 on usage errors.
@@ -446,54 +446,57 @@ warm_up() {
 if [ "$kflood" -gt 0 ]; then
     # ---- the exception path idle vs. flooded: one rvs per run, alternating ------------------
     [ $perf -eq 1 ] && { command -v perf >/dev/null || fail "--perf: perf not found (apt-get install linux-perf)"; }
+    # idle1 flood1 idle2 flood2 ... floodK idleK+1: every flooded run between two idle ones, so
+    # that a drift of the machine (other tenants, the host's caches) shows on both sides of it.
+    kplan=()
+    for k in $(seq 1 "$kpairs"); do kplan+=("idle$k" "flood$k"); done
+    kplan+=("idle$((kpairs + 1))")
     kruns=()
-    for k in $(seq 1 "$kpairs"); do
-        for kind in idle flood; do
-            run="$kind$k"
-            c=$cfg
-            [ "$kind" = flood ] && c=$cfg_flood
-            echo "== run $run: rvs with the kernel twin $kname ($kbackend, kernel_rate $krate/s) in netns $netns, $([ "$kind" = flood ] && echo "private pcap flooded (1 in $((kflood + 1)) host-bound)" || echo "private pcap plain")"
-            start_rvs "$c" "$work/rvs-$run.log"
-            warm_up
-            ip -n "$netns" -br addr show dev "$kname" > "$work/$run-twin-up.txt" 2>&1 ||
-                fail "run $run: the kernel twin $kname does not exist in $netns (see $rvs_log)"
-            snap "$run-before"
-            perf_pids=()
-            if [ $perf -eq 1 ]; then
-                # The workers' own profile, and everything that ran on the workers' CPUs.
-                perf record -e cpu-clock -F 2999 -g -t "$(rte_worker_tids "$rvs_pid" | paste -sd,)" \
-                    -o "$work/perf-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
-                perf_pids+=($!)
-                perf record -e cpu-clock -F 999 -a -C "${cpus#*,}" \
-                    -o "$work/perf-cpu-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
-                perf_pids+=($!)
-            fi
-            sleep "$duration"
-            snap "$run-after"
-            for p in "${perf_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-            kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during run $run (see $rvs_log)"
-            stop_pid "$rvs_pid"
-            rvs_pid=""
-            # The twin is rvs's: it must be gone with it (net_tap's goes when its fd closes).
-            gone=""
-            for _ in $(seq 1 50); do
-                ip -n "$netns" link show dev "$kname" >/dev/null 2>&1 || { gone=1; break; }
-                sleep 0.1
-            done
-            [ -n "$gone" ] || fail "run $run: the kernel twin $kname outlived rvs in $netns"
-            [ -e "/sys/class/net/$kname" ] && fail "run $run: an interface $kname exists in the root namespace"
-            echo "removed" > "$work/$run-twin-gone.txt"
-            eal_cleanup "$prefix"
-            if [ -f "$work/perf-$run.data" ]; then
-                perf report -i "$work/perf-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
-                    --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-report-$run.txt" || true
-            fi
-            if [ -f "$work/perf-cpu-$run.data" ]; then
-                perf report -i "$work/perf-cpu-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
-                    --sort comm,dso 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-cpu-report-$run.txt" || true
-            fi
-            kruns+=("$run")
+    for run in "${kplan[@]}"; do
+        kind=${run%%[0-9]*}
+        c=$cfg
+        [ "$kind" = flood ] && c=$cfg_flood
+        echo "== run $run: rvs with the kernel twin $kname ($kbackend, kernel_rate $krate/s) in netns $netns, $([ "$kind" = flood ] && echo "private pcap flooded (1 in $((kflood + 1)) host-bound)" || echo "private pcap plain")"
+        start_rvs "$c" "$work/rvs-$run.log"
+        warm_up
+        ip -n "$netns" -br addr show dev "$kname" > "$work/$run-twin-up.txt" 2>&1 ||
+            fail "run $run: the kernel twin $kname does not exist in $netns (see $rvs_log)"
+        snap "$run-before"
+        perf_pids=()
+        if [ $perf -eq 1 ]; then
+            # The workers' own profile, and everything that ran on the workers' CPUs.
+            perf record -e cpu-clock -F 2999 -g -t "$(rte_worker_tids "$rvs_pid" | paste -sd,)" \
+                -o "$work/perf-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
+            perf_pids+=($!)
+            perf record -e cpu-clock -F 999 -a -C "${cpus#*,}" \
+                -o "$work/perf-cpu-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
+            perf_pids+=($!)
+        fi
+        sleep "$duration"
+        snap "$run-after"
+        for p in "${perf_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during run $run (see $rvs_log)"
+        stop_pid "$rvs_pid"
+        rvs_pid=""
+        # The twin is rvs's: it must be gone with it (net_tap's goes when its fd closes).
+        gone=""
+        for _ in $(seq 1 50); do
+            ip -n "$netns" link show dev "$kname" >/dev/null 2>&1 || { gone=1; break; }
+            sleep 0.1
         done
+        [ -n "$gone" ] || fail "run $run: the kernel twin $kname outlived rvs in $netns"
+        [ -e "/sys/class/net/$kname" ] && fail "run $run: an interface $kname exists in the root namespace"
+        echo "removed" > "$work/$run-twin-gone.txt"
+        eal_cleanup "$prefix"
+        if [ -f "$work/perf-$run.data" ]; then
+            perf report -i "$work/perf-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
+                --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-report-$run.txt" || true
+        fi
+        if [ -f "$work/perf-cpu-$run.data" ]; then
+            perf report -i "$work/perf-cpu-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
+                --sort comm,dso 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-cpu-report-$run.txt" || true
+        fi
+        kruns+=("$run")
     done
     mkdir -p "$results"
     stamp=$(date -u +%Y%m%dT%H%M%SZ)

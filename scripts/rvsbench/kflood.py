@@ -175,6 +175,21 @@ def run_errors(name, kind, w, rate, expected_share):
     return e
 
 
+def bracket_ratios(runs, key):
+    """Each flooded run's `key` against the mean of the idle runs either side of it (the one
+    before only, for a last flooded run): a drift of the machine's speed that is linear over
+    the three runs cancels out."""
+    out = []
+    for i, r in enumerate(runs):
+        if r["kind"] != "flood" or not r.get(key):
+            continue
+        near = [runs[j][key] for j in (i - 1, i + 1)
+                if 0 <= j < len(runs) and runs[j]["kind"] == "idle" and runs[j].get(key)]
+        if near:
+            out.append(round(r[key] / (sum(near) / len(near)), 4))
+    return out
+
+
 def kflood_report(work, p, manifest, machine):
     """The result of a bench.sh --kernel-flood invocation: (result, lines). p: its parameters
     (see the kflood-report subcommand); manifest: rvs-pcapgen's of the flooded replay."""
@@ -224,15 +239,12 @@ def kflood_report(work, p, manifest, machine):
 
     si, sf = summary(idle), summary(flood)
     ratio = ratio_pc = None
-    pairs = []
     if si and sf:
         ratio = round(sf["nat_mpps"]["median"] / si["nat_mpps"]["median"], 4) if si["nat_mpps"]["median"] else None
         a, b = si["nat_mpps_per_worker_cpu_second"], sf["nat_mpps_per_worker_cpu_second"]
         ratio_pc = round(b["median"] / a["median"], 4) if a and b and a["median"] else None
-        # Each flooded run against the idle run just before it.
-        for i, r in enumerate(runs):
-            if r["kind"] == "flood" and i > 0 and runs[i - 1]["kind"] == "idle" and runs[i - 1]["nat_mpps"]:
-                pairs.append(round(r["nat_mpps"] / runs[i - 1]["nat_mpps"], 4))
+    brackets = bracket_ratios(runs, "nat_mpps")
+    brackets_pc = bracket_ratios(runs, "nat_mpps_per_worker_cpu_second")
     res = {
         "mode": "kernel-flood",
         "scenario": p.scenario, "conns": p.conns, "workers": workers, "frame": p.frame,
@@ -254,7 +266,11 @@ def kflood_report(work, p, manifest, machine):
         "idle": si, "flooded": sf,
         "ratio_flooded_to_idle": ratio,
         "ratio_flooded_to_idle_per_cpu_second": ratio_pc,
-        "pair_ratios": pairs,
+        "bracket_ratios": brackets,
+        "bracket_ratio_median": round(statistics.median(brackets), 4) if brackets else None,
+        "bracket_ratios_per_cpu_second": brackets_pc,
+        "bracket_ratio_per_cpu_second_median":
+            round(statistics.median(brackets_pc), 4) if brackets_pc else None,
         "target": {"max_drop": TARGET_MAX_DROP,
                    "met": ratio is not None and ratio >= 1 - TARGET_MAX_DROP},
     }
@@ -290,8 +306,11 @@ def kflood_report(work, p, manifest, machine):
                          f"spread {n['spread'] or 0:.1%})" +
                          (f", per CPU-second median {pc['median']:.3f} (spread {pc['spread'] or 0:.1%})" if pc else ""))
     if ratio is not None:
-        lines.append(f"flooded / idle  {ratio:.3f}  (per CPU-second {ratio_pc or 0:.3f}; "
-                     f"each flooded run / the idle run before it: {' '.join(f'{x:.3f}' for x in pairs)})  "
+        lines.append(f"flooded / idle  {ratio:.3f} (medians; per CPU-second {ratio_pc or 0:.3f})  "
                      f"target >= {1 - TARGET_MAX_DROP:.2f}: {'met' if res['target']['met'] else 'MISSED'}")
+    if brackets:
+        lines.append(f"each flooded run / the idle runs either side: {' '.join(f'{x:.3f}' for x in brackets)}"
+                     f" (median {res['bracket_ratio_median']:.3f}; per CPU-second median "
+                     f"{res['bracket_ratio_per_cpu_second_median'] or 0:.3f})")
     lines.append(f"results: {p.out}")
     return res, lines

@@ -699,9 +699,16 @@ class KfloodReport(unittest.TestCase):
         flood = [r["nat_mpps"] for r in res["runs"] if r["kind"] == "flood"]
         self.assertEqual(res["idle"]["nat_mpps"]["runs"], idle)
         self.assertAlmostEqual(res["ratio_flooded_to_idle"], statistics.median(flood) / statistics.median(idle), 3)
-        self.assertEqual(res["pair_ratios"], [round(b / a, 4) for a, b in zip(idle, flood)])
+        # The fixture is idle1 flood1 idle2 flood2 idle3 flood3 (before the closing idle run):
+        # the last flooded run has only the idle run before it.
+        want = [round(flood[0] / ((idle[0] + idle[1]) / 2), 4), round(flood[1] / ((idle[1] + idle[2]) / 2), 4),
+                round(flood[2] / idle[2], 4)]
+        self.assertEqual(res["bracket_ratios"], want)
+        self.assertEqual(res["bracket_ratio_median"], statistics.median(want))
+        self.assertEqual(len(res["bracket_ratios_per_cpu_second"]), 3)
         self.assertTrue(lines[-1].startswith("results: "))
-        self.assertIn("flooded / idle", lines[-2])
+        self.assertIn("flooded / idle", lines[-3])
+        self.assertIn("either side", lines[-2])
 
     def test_target_is_reported_not_failed(self):
         # A benchmark, not a timed test: a flooded rate below target is a result, not a failure.
@@ -709,7 +716,7 @@ class KfloodReport(unittest.TestCase):
         self.assertTrue(res["ok"], res["errors"])
         self.assertFalse(res["target"]["met"])
         self.assertLess(res["ratio_flooded_to_idle"], 0.95)
-        self.assertIn("MISSED", lines[-2])
+        self.assertIn("MISSED", lines[-3])
 
     def test_what_fails(self):
         for case, want in (("kflood-host-bound-in-idle", "idle2: 500 host-bound packets in an idle run"),
@@ -728,6 +735,12 @@ class KfloodReport(unittest.TestCase):
         res, _ = self.report("kflood", runs=["idle1", "idle2"])
         self.assertIn("the invocation needs idle and flooded runs", res["errors"])
         self.assertIsNone(res["ratio_flooded_to_idle"])
+
+    def test_bracket_ratios(self):
+        runs = [{"kind": k, "x": x} for k, x in (("idle", 10), ("flood", 9), ("idle", 8), ("flood", 4),
+                                                   ("idle", 0), ("flood", 5))]
+        # 9 / mean(10, 8); 4 / 8 (the idle run after it has no rate); 5 has no idle neighbour with one.
+        self.assertEqual(kflood.bracket_ratios(runs, "x"), [1.0, 0.5])
 
     def test_spread(self):
         self.assertEqual(kflood.spread([2.0, 1.0, 4.0]),
