@@ -422,6 +422,9 @@ snap() { # name: the port counters with the time they were read, then the servic
         for t in /proc/"$rvs_pid"/task/*; do
             case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-*) cat "$t/schedstat" ;; esac
         done > "$work/$1-sched.txt"
+        # How much of rvs's anonymous memory (the connection table asks for it) is in
+        # transparent huge pages: whether it got them depends on the host's fragmentation.
+        awk '/^AnonHugePages:/ {print $2}' "/proc/$rvs_pid/smaps_rollup" > "$work/$1-thp.txt" 2>/dev/null || true
     fi
 }
 

@@ -131,6 +131,11 @@ def run_window(work, name, workers):
     c0, c1 = cpustat(work, name + "-before"), cpustat(work, name + "-after")
     if c0 and c1:
         w["cpus"] = cpu_shares(c0, c1)
+    try:
+        with open(os.path.join(work, name + "-after-thp.txt")) as f:
+            w["anon_huge_pages_kb"] = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
     s0, s1 = sched(work, name + "-before"), sched(work, name + "-after")
     if s0 and s1:
         # Of the wall time, per worker: waiting on its CPU's run queue (another task ran).
