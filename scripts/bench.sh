@@ -42,6 +42,17 @@
 #                    scripts/plot-bench.py plots Mpps against connections into --plot
 #   --sweep-conns L  comma-separated connection counts (default 1024,65536,1048576)
 #   --plot FILE      the SVG --sweep writes (default docs/img/mpps-vs-conns.svg)
+#   --kernel-flood N the exception path idle vs. flooded (established scenarios; issue 11): the
+#                    private port has a kernel twin in every run (in a network namespace of the
+#                    run's own, so that its address never meets the lab's twins); rvs is started
+#                    --kernel-pairs times with a host-bound UDP datagram (real server -> DIP:9)
+#                    after every N replies in the private pcap (flooded), each time between two
+#                    runs with the plain pcap (idle); reports NAT Mpps idle and flooded (median,
+#                    spread, ratio), to_kernel/s against the rate limit, kernel_drops/s, the hit
+#                    ratios, and fails if the flood did not reach the limit. No testpmd. 0: off
+#   --kernel-rate R  the twin's kernel_rate, packets/s (default 20000)
+#   --kernel-pairs K flooded runs (default 3), so K + 1 idle ones
+#   --kernel-backend B  auto (default) | tap | virtio-user
 # Exit status: 0 when the scenario checked out, 1 when it did not (the numbers are then wrong,
 # and the reason is printed), 2 on usage errors.
 # Binaries: $RVS_BIN_DIR, else ${CARGO_TARGET_DIR:-target}/release.
@@ -73,6 +84,10 @@ edits=0
 sweep=0
 sweep_conns=1024,65536,1048576
 plot=docs/img/mpps-vs-conns.svg
+kflood=0
+krate=20000
+kpairs=3
+kbackend=auto
 orig_args=("$@")
 cmdline="scripts/bench.sh $*"
 
@@ -100,6 +115,10 @@ while [ $# -gt 0 ]; do
         --sweep) sweep=1 ;;
         --sweep-conns) sweep_conns=${2:?}; sweep=1; shift ;;
         --plot) plot=${2:?}; shift ;;
+        --kernel-flood) kflood=${2:?}; shift ;;
+        --kernel-rate) krate=${2:?}; shift ;;
+        --kernel-pairs) kpairs=${2:?}; shift ;;
+        --kernel-backend) kbackend=${2:?}; shift ;;
         -h|--help) usage ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -123,6 +142,18 @@ fi
 [[ $cpus =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--cpus must be a comma-separated list of CPU numbers"
 ncpus=$(echo "$cpus" | tr ',' '\n' | wc -l)
 [ "$ncpus" -ge 2 ] || die "--cpus needs at least 2 CPUs (management + worker)"
+[[ $kflood =~ ^[0-9]+$ ]] || die "--kernel-flood must be a non-negative integer"
+if [ "$kflood" -gt 0 ]; then
+    [ "$scenario" != syn ] || die "--kernel-flood needs an established scenario (the flood rides on the replies)"
+    [ "$edits" -eq 0 ] || die "--kernel-flood does not combine with --edits-per-sec"
+    [ $sweep -eq 0 ] || die "--kernel-flood does not combine with --sweep"
+    { [[ $krate =~ ^[0-9]+$ ]] && [ "$krate" -ge 1 ] && [ "$krate" -le 10000000 ]; } ||
+        die "--kernel-rate must be 1..10000000 packets per second"
+    { [[ $kpairs =~ ^[0-9]+$ ]] && [ "$kpairs" -ge 1 ]; } || die "--kernel-pairs must be a positive integer"
+    case "$kbackend" in auto|tap|virtio-user) ;; *) die "bad --kernel-backend $kbackend" ;; esac
+    command -v ip >/dev/null || die "--kernel-flood needs ip (iproute2)"
+    testpmd=0   # the reference of this mode is the idle run, not testpmd
+fi
 need_root DPDK
 need_python
 need_bins rvs rvsadm rvs-pcapgen
@@ -197,6 +228,10 @@ cleanup() {
     fi
     # EAL runtime directories of this run (testpmd's are never removed by testpmd).
     eal_cleanup "$prefix" "$prefix-tp"
+    # The twin went with rvs; its namespace goes now (never a name this run did not make).
+    if [ -n "$netns" ] && [ "$netns" = "rvsbench-$$" ] && [ -e "/run/netns/$netns" ]; then
+        ip netns del "$netns" 2>/dev/null || true
+    fi
     if [ $keep -eq 1 ] || [ $rc -ne 0 ]; then
         echo "$PROG: scratch directory kept: $work" >&2
     else
@@ -209,19 +244,28 @@ trap 'exit 130' INT TERM
 
 # ---- 1. traffic -------------------------------------------------------------------------------
 echo "== generating $scenario traffic: $conns flows, $workers queue(s) per port"
-gen=("$BIN/rvs-pcapgen" --scenario "$scenario" --conns "$conns" --out "$work/pcap"
+gen=("$BIN/rvs-pcapgen" --scenario "$scenario" --conns "$conns"
      --queues "$workers" --steer "$steer" --size "$size" --reals "$reals" --acks "$acks"
      --rounds "$rounds")
 [ $imix -eq 1 ] && gen+=(--imix)
-"${gen[@]}" >/dev/null
+"${gen[@]}" --out "$work/pcap" >/dev/null
+if [ "$kflood" -gt 0 ]; then
+    # The same traffic (same seed: the same files but for the private ones), with one host-bound
+    # datagram after every $kflood replies in each private file.
+    echo "== generating the flooded private side: one host-bound datagram after every $kflood replies"
+    "${gen[@]}" --out "$work/pcap-flood" --kernel-flood-every "$kflood" >/dev/null
+fi
 
 # ---- 2. configuration -------------------------------------------------------------------------
 # Sizes from the manifest: every replayed packet lives in an mbuf for the whole run.
 manifest="$work/pcap/manifest.json"
-sizes=$(benchlib mempool-size "$manifest" --workers "$workers")
+kmanifest="$work/pcap-flood/manifest.json"
+# Every run of --kernel-flood has the same memory: that of the larger (flooded) replay.
+sizes=$(benchlib mempool-size "$([ "$kflood" -gt 0 ] && echo "$kmanifest" || echo "$manifest")" --workers "$workers")
 read -r _ mbufs memory_mb <<< "$sizes"   # packets, mbufs, MiB
 pub_args=$(benchlib devargs "$manifest" public)
 priv_args=$(benchlib devargs "$manifest" private)
+[ "$kflood" -gt 0 ] && priv_args_flood=$(benchlib devargs "$kmanifest" private)
 gw_mac=$(benchlib gateway-mac "$manifest")
 
 if [ "$scenario" = syn ]; then
@@ -262,13 +306,48 @@ connections=$(( conns * 5 / 4 / workers + 4096 ))
 rules="$work/pcap/rules"   # the services the traffic expects, written by rvs-pcapgen
 neigh=$(benchlib neigh "$manifest")
 
+# The exception path (--kernel-flood): a kernel twin on the private port, the same in the idle
+# and the flooded runs. rvs runs in a network namespace of this run's own: the twin gets the
+# private port's address (192.168.8.13/24), and in the root namespace that subnet may already
+# be another twin's (the lab's rvs-priv-k): two connected routes to it would send the host's
+# traffic for the real servers to whichever came first.
+kname=""
+netns=""
+rvs_pre=()
+kset=()
+if [ "$kflood" -gt 0 ]; then
+    kname="rvsbk$$"
+    kname=${kname:0:15}
+    netns="rvsbench-$$"
+    kset=(--set "private.kernel_interface=$kname" --set "private.kernel_backend=$kbackend"
+          --set "private.kernel_rate=$krate")
+fi
+
+write_cfg() { # out private-devargs
+    benchlib write-config "${kset[@]}" "$ROOT/dpdk-config/bench.toml" "$1" \
+        CPUS="${cpus//,/, }" MEMORY_MB="$memory_mb" NO_HUGE="$no_huge" FILE_PREFIX="$prefix" \
+        PUBLIC_DEVARGS="$pub_args" GATEWAY_MAC="$gw_mac" PRIVATE_DEVICE="$priv_dev" \
+        PRIVATE_DEVARGS="$2" PRIVATE_NEIGHBOURS="$neigh" WORKERS="$workers" \
+        CONNECTIONS="$connections" MBUFS="$mbufs" SOCKET="$sock" RULES="$rules"
+}
 cfg="$work/rvs.toml"
-benchlib write-config "$ROOT/dpdk-config/bench.toml" "$cfg" \
-    CPUS="${cpus//,/, }" MEMORY_MB="$memory_mb" NO_HUGE="$no_huge" FILE_PREFIX="$prefix" \
-    PUBLIC_DEVARGS="$pub_args" GATEWAY_MAC="$gw_mac" PRIVATE_DEVICE="$priv_dev" \
-    PRIVATE_DEVARGS="$priv_args" PRIVATE_NEIGHBOURS="$neigh" WORKERS="$workers" \
-    CONNECTIONS="$connections" MBUFS="$mbufs" SOCKET="$sock" RULES="$rules"
-"$BIN/rvs" --config "$cfg" --check >/dev/null
+write_cfg "$cfg" "$priv_args"
+if [ "$kflood" -gt 0 ]; then
+    cfg_flood="$work/rvs-flood.toml"
+    write_cfg "$cfg_flood" "$priv_args_flood"
+    # The one difference between the two: the private port's pcap files.
+    kdiff=$(diff "$cfg" "$cfg_flood" || true)
+    if [ "$(grep -c '^[<>]' <<< "$kdiff")" -ne 2 ] ||
+       ! grep -q '^> devargs = ".*pcap-flood/private-q0.pcap' <<< "$kdiff"; then
+        fail "the idle and flooded configurations differ in more than the private pcap"
+    fi
+    ip netns add "$netns" || die "cannot create the network namespace $netns"
+    ip -n "$netns" link set lo up
+    # No IPv6 in it: the twin's router solicitations and MLD reports would be traffic of their own.
+    ip netns exec "$netns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+    rvs_pre=(ip netns exec "$netns")
+fi
+"${rvs_pre[@]}" "$BIN/rvs" --config "$cfg" --check >/dev/null
 
 # On-CPU nanoseconds of a process's DPDK worker threads (rte-worker-N), summed: on a shared
 # machine the workers do not own their cores, and this says how much of the wall time they ran.
@@ -288,23 +367,29 @@ others=${others%,}
 [ -n "$others" ] && warn "other DPDK processes are running (pids $others): their pollers share the cores, numbers will be low"
 
 # ---- 3. rvs -----------------------------------------------------------------------------------
-echo "== rvs: $workers worker(s) on CPUs $cpus, ${memory_mb} MiB $([ $no_huge = true ] && echo "no_huge" || echo "hugepages"), $mbufs mbufs"
-RVS_LOG=${RVS_LOG:-warn} "$BIN/rvs" --config "$cfg" > "$work/rvs.log" 2>&1 &
-rvs_pid=$!
-for _ in $(seq 1 1200); do
-    adm -L -n >/dev/null 2>&1 && break
-    kill -0 "$rvs_pid" 2>/dev/null || { cat "$work/rvs.log" >&2; rvs_pid=""; fail "rvs exited at start"; }
-    sleep 0.1
-done
-adm -L -n >/dev/null 2>&1 || fail "rvs did not answer on $sock within 120 s"
+rvs_log="$work/rvs.log"
+start_rvs() { # config log: rvs in the background (rvs_pid), until it answers on $sock, with the
+              # services configured (rules_by says how)
+    local _
+    rvs_log=$2
+    rm -f "$sock"
+    RVS_LOG=${RVS_LOG:-warn} "${rvs_pre[@]}" "$BIN/rvs" --config "$1" > "$rvs_log" 2>&1 &
+    rvs_pid=$!
+    for _ in $(seq 1 1200); do
+        adm -L -n >/dev/null 2>&1 && break
+        kill -0 "$rvs_pid" 2>/dev/null || { cat "$rvs_log" >&2; rvs_pid=""; fail "rvs exited at start"; }
+        sleep 0.1
+    done
+    adm -L -n >/dev/null 2>&1 || fail "rvs did not answer on $sock within 120 s"
 
-vip_key=$(head -1 "$rules" | awk '{print $3}')
-rules_by="rules file at start"
-if ! adm -L -n | grep -q -- "$vip_key"; then
-    # The [rules] file was not applied at start (an rvs without it): restore the same rules.
-    adm -R < "$rules" || fail "cannot configure the services"
-    rules_by="rvsadm -R after start"
-fi
+    vip_key=$(head -1 "$rules" | awk '{print $3}')
+    rules_by="rules file at start"
+    if ! adm -L -n | grep -q -- "$vip_key"; then
+        # The [rules] file was not applied at start (an rvs without it): restore the same rules.
+        adm -R < "$rules" || fail "cannot configure the services"
+        rules_by="rvsadm -R after start"
+    fi
+}
 
 snap() { # name: the port counters with the time they were read, then the service counters
     local t0 t1
@@ -320,22 +405,119 @@ snap() { # name: the port counters with the time they were read, then the servic
     # "t": when the port counters were read; "tl": when the service counters were (a separate
     # request, tens of ms later under load: rates from each are taken over their own window).
     benchlib snap-time "$t0" "$t1" "$l0" "$l1" "$cpu_ns" > "$work/$1-time.json"
+    if [ -n "$kname" ]; then
+        # The twin's own counters (its RX: what rvs wrote into it), from the kernel's side, and
+        # when they were read (rates from them are taken over their own window).
+        local w0 w1
+        w0=$(date +%s.%N)
+        ip -n "$netns" -s -j link show dev "$kname" > "$work/$1-twin.json" 2>/dev/null ||
+            echo '[]' > "$work/$1-twin.json"
+        w1=$(date +%s.%N)
+        echo "$w0 $w1" > "$work/$1-twin-time.txt"
+        # Where the CPUs' time went (per CPU: user, system, softirq, steal, ...), and the
+        # workers' run and run-queue wait times: a worker that ran less was either waiting
+        # for its CPU (another task had it) or its vCPU was not running (steal).
+        grep '^cpu[0-9]' /proc/stat > "$work/$1-cpustat.txt"
+        local t
+        for t in /proc/"$rvs_pid"/task/*; do
+            case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-*) cat "$t/schedstat" ;; esac
+        done > "$work/$1-sched.txt"
+        # How much of rvs's anonymous memory (the connection table asks for it) is in
+        # transparent huge pages: whether it got them depends on the host's fragmentation.
+        awk '/^AnonHugePages:/ {print $2}' "/proc/$rvs_pid/smaps_rollup" > "$work/$1-thp.txt" 2>/dev/null || true
+    fi
 }
 
 conns_now() { adm -L -n --json | benchlib table-conns; }
 
-sleep "$warmup"
-if [ "$scenario" != syn ]; then
-    # Steady state means every flow has its connection: replies can then all hit.
-    for _ in $(seq 1 600); do
+warm_up() {
+    local _ n
+    sleep "$warmup"
+    if [ "$scenario" != syn ]; then
+        # Steady state means every flow has its connection: replies can then all hit.
+        for _ in $(seq 1 600); do
+            n=$(conns_now)
+            [ "$n" -ge "$conns" ] && break
+            kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during warm-up (see $rvs_log)"
+            sleep 0.1
+        done
         n=$(conns_now)
-        [ "$n" -ge "$conns" ] && break
-        kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during warm-up (see $work/rvs.log)"
-        sleep 0.1
+        [ "$n" -ge "$conns" ] || fail "after warm-up only $n of $conns connections exist: the traffic does not create them (wrong MACs, VIP, rules?)"
+    fi
+}
+
+if [ "$kflood" -gt 0 ]; then
+    # ---- the exception path idle vs. flooded: one rvs per run, alternating ------------------
+    [ $perf -eq 1 ] && { command -v perf >/dev/null || fail "--perf: perf not found (apt-get install linux-perf)"; }
+    # idle1 flood1 idle2 flood2 ... floodK idleK+1: every flooded run between two idle ones, so
+    # that a drift of the machine (other tenants, the host's caches) shows on both sides of it.
+    kplan=()
+    for k in $(seq 1 "$kpairs"); do kplan+=("idle$k" "flood$k"); done
+    kplan+=("idle$((kpairs + 1))")
+    kruns=()
+    for run in "${kplan[@]}"; do
+        kind=${run%%[0-9]*}
+        c=$cfg
+        [ "$kind" = flood ] && c=$cfg_flood
+        echo "== run $run: rvs with the kernel twin $kname ($kbackend, kernel_rate $krate/s) in netns $netns, $([ "$kind" = flood ] && echo "private pcap flooded (1 in $((kflood + 1)) host-bound)" || echo "private pcap plain")"
+        start_rvs "$c" "$work/rvs-$run.log"
+        warm_up
+        ip -n "$netns" -br addr show dev "$kname" > "$work/$run-twin-up.txt" 2>&1 ||
+            fail "run $run: the kernel twin $kname does not exist in $netns (see $rvs_log)"
+        snap "$run-before"
+        perf_pids=()
+        if [ $perf -eq 1 ]; then
+            # The workers' own profile, and everything that ran on the workers' CPUs.
+            perf record -e cpu-clock -F 2999 -g -t "$(rte_worker_tids "$rvs_pid" | paste -sd,)" \
+                -o "$work/perf-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
+            perf_pids+=($!)
+            perf record -e cpu-clock -F 999 -a -C "${cpus#*,}" \
+                -o "$work/perf-cpu-$run.data" -- sleep "$duration" >/dev/null 2>&1 &
+            perf_pids+=($!)
+        fi
+        sleep "$duration"
+        snap "$run-after"
+        for p in "${perf_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died during run $run (see $rvs_log)"
+        stop_pid "$rvs_pid"
+        rvs_pid=""
+        # The twin is rvs's: it must be gone with it (net_tap's goes when its fd closes).
+        gone=""
+        for _ in $(seq 1 50); do
+            ip -n "$netns" link show dev "$kname" >/dev/null 2>&1 || { gone=1; break; }
+            sleep 0.1
+        done
+        [ -n "$gone" ] || fail "run $run: the kernel twin $kname outlived rvs in $netns"
+        [ -e "/sys/class/net/$kname" ] && fail "run $run: an interface $kname exists in the root namespace"
+        echo "removed" > "$work/$run-twin-gone.txt"
+        eal_cleanup "$prefix"
+        if [ -f "$work/perf-$run.data" ]; then
+            perf report -i "$work/perf-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
+                --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-report-$run.txt" || true
+        fi
+        if [ -f "$work/perf-cpu-$run.data" ]; then
+            perf report -i "$work/perf-cpu-$run.data" --stdio --no-children --percent-limit 0.5 -g none \
+                --sort comm,dso 2>/dev/null | grep -v '^#' | grep -v '^$' > "$work/perf-cpu-report-$run.txt" || true
+        fi
+        kruns+=("$run")
     done
-    n=$(conns_now)
-    [ "$n" -ge "$conns" ] || fail "after warm-up only $n of $conns connections exist: the traffic does not create them (wrong MACs, VIP, rules?)"
+    mkdir -p "$results"
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    frame=$([ $imix -eq 1 ] && echo imix || echo "$size")
+    out="$results/kflood-$scenario-$conns-w$workers-$frame-$stamp.json"
+    benchlib kflood-report --work "$work" --out "$out" --runs "${kruns[*]}" --manifest "$kmanifest" \
+        --scenario "$scenario" --conns "$conns" --workers "$workers" --duration "$duration" \
+        --warmup "$warmup" --frame "$frame" --steer "$steer" --reals "$reals" --acks "$acks" \
+        --rounds "$rounds" --smoke "$smoke" --no-huge "$no_huge" --cpus "$cpus" \
+        --rules-by "$rules_by" --others "$others" --command "$cmdline" \
+        --kernel-flood "$kflood" --kernel-rate "$krate" --kernel-interface "$kname" \
+        --kernel-backend "$kbackend" --netns "$netns"
+    exit $?
 fi
+
+echo "== rvs: $workers worker(s) on CPUs $cpus, ${memory_mb} MiB $([ $no_huge = true ] && echo "no_huge" || echo "hugepages"), $mbufs mbufs"
+start_rvs "$cfg" "$work/rvs.log"
+warm_up
 
 worker_tids=""
 if [ $perf -eq 1 ]; then

@@ -9,12 +9,13 @@ with Python pasted into here-documents is a subcommand of this program:
     benchlib.py gateway-mac MANIFEST
     benchlib.py neigh MANIFEST                         -> the private port's neighbours (TOML)
     benchlib.py dests MANIFEST                         -> one SERVICE=REAL per line (ctl_edits.py)
-    benchlib.py write-config TEMPLATE|- OUT NAME=VALUE...
+    benchlib.py write-config [--set TABLE.KEY=VALUE]... TEMPLATE|- OUT NAME=VALUE...
     benchlib.py table-conns [LISTING.json]             -> connections in an `rvsadm -L -n --json`
     benchlib.py snap-time T0 T1 L0 L1 WORKER_NS        -> the JSON of one counter snapshot's times
     benchlib.py cpu-share NS0 NS1 T0 T1 WORKERS        -> {"cpu_share": X}
     benchlib.py sum NUMBER...
     benchlib.py report ...                             (bench.sh: JSON, table, checks; exit 1 on FAIL)
+    benchlib.py kflood-report ...                      (bench.sh --kernel-flood: idle vs. flooded)
     benchlib.py latency-row ... / latency-max-pps ROW / latency-report ...   (bench-latency.sh)
     benchlib.py http-report ...                        (bench-http.sh)
 
@@ -31,6 +32,7 @@ seam (each depends only on those above it):
     prep.py         mempool-size, devargs, neigh, dests: from rvs-pcapgen's manifest
     counters.py     table-conns, snap-time, cpu-share, sum; port deltas, connection counts
     report.py       report: bench.sh's result, table and checks (reconfiguration included)
+    kflood.py       kflood-report: bench.sh --kernel-flood, the exception path idle vs. flooded
     latency.py      latency-row, latency-max-pps, latency-report (bench-latency.sh)
     http_report.py  http-report (bench-http.sh)
     cli.py          the parser and one cmd_* per subcommand: printing and exit status

@@ -8,6 +8,7 @@ from .common import load_json, machine_info, read_text, write_result
 from .config import write_config
 from .counters import cpu_share, number, snap_time, table_conns
 from .http_report import http_report
+from .kflood import kflood_report
 from .latency import last_json_line, latency_report, latency_row
 from .prep import edit_dests, mempool_size, neighbours, pcap_devargs
 from .report import bench_report
@@ -42,7 +43,7 @@ def cmd_dests(a):
 
 
 def cmd_write_config(a):
-    write_config(a.template, a.out, a.values)
+    write_config(a.template, a.out, a.values, a.set)
 
 
 def cmd_table_conns(a):
@@ -73,6 +74,19 @@ def cmd_report(a):
             print(f"bench: FAIL: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_kflood_report(a):
+    a.runs = a.runs.split()
+    res, lines = kflood_report(a.work, a, load_json(a.manifest), machine_info())
+    write_result(a.out, res, 2)
+    for line in lines:
+        print(line)
+    for w in res.get("warnings", []):
+        print(f"bench: warning: {w}", file=sys.stderr)
+    for e in res["errors"]:
+        print(f"bench: FAIL: {e}", file=sys.stderr)
+    return 1 if res["errors"] else 0
 
 
 def cmd_latency_row(a):
@@ -142,6 +156,8 @@ def parser():
     s = add("dests", cmd_dests, "ctl_edits.py --dest values, one per line")
     s.add_argument("manifest")
     s = add("write-config", cmd_write_config, "fill a config template's @NAME@ placeholders")
+    s.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                   help="add a key at the end of a table (an integer, else a string)")
     s.add_argument("template", help="the template file, or - for stdin")
     s.add_argument("out")
     s.add_argument("values", nargs="*", metavar="NAME=VALUE")
@@ -172,6 +188,28 @@ def parser():
     s.add_argument("--others", default="", help="comma-separated pids")
     s.add_argument("--command", default="")
     s.add_argument("--testpmd-modes", default="", help="space-separated modes that ran")
+
+    s = add("kflood-report", cmd_kflood_report,
+            "bench.sh --kernel-flood's result JSON, table and checks (idle vs. flooded runs)")
+    s.add_argument("--work", required=True, help="the scratch directory with the snapshots")
+    s.add_argument("--out", required=True)
+    s.add_argument("--runs", required=True, help="space-separated run names (idleK, floodK), in order")
+    s.add_argument("--manifest", required=True, help="rvs-pcapgen's manifest of the flooded replay")
+    s.add_argument("--scenario", required=True)
+    for n in ("conns", "workers", "duration", "warmup", "reals", "acks", "rounds",
+              "kernel-flood", "kernel-rate"):
+        s.add_argument("--" + n, type=int, required=True)
+    s.add_argument("--frame", required=True)
+    s.add_argument("--steer", required=True)
+    s.add_argument("--smoke", type=flag, default=False)
+    s.add_argument("--no-huge", type=flag, default=False)
+    s.add_argument("--cpus", required=True)
+    s.add_argument("--rules-by", required=True)
+    s.add_argument("--others", default="", help="comma-separated pids")
+    s.add_argument("--command", default="")
+    s.add_argument("--kernel-interface", required=True)
+    s.add_argument("--kernel-backend", default="auto")
+    s.add_argument("--netns", default="")
 
     s = add("latency-row", cmd_latency_row, "one bench-latency.sh run, as a JSON line")
     s.add_argument("--before", required=True)

@@ -1,4 +1,5 @@
-"""Counter arithmetic: port deltas, connection counts, snapshot times, CPU share, sum."""
+"""Counter arithmetic: port deltas (the exception path's apart), connection counts, snapshot
+times, CPU share, sum."""
 
 
 def port(s, role):
@@ -56,3 +57,13 @@ def number(s):
         return int(s)
     except ValueError:
         return float(s)
+
+
+KERNEL_KEYS = ("to_kernel", "from_kernel", "kernel_drops")
+
+
+def kernel_deltas(b, a):
+    """The exception path's counter deltas per port (0 where a snapshot predates them)."""
+    return {role: {k: port(a, role)["sw"].get(k, 0) - port(b, role)["sw"].get(k, 0)
+                   for k in KERNEL_KEYS}
+            for role in ("public", "private")}

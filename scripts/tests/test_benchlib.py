@@ -3,7 +3,8 @@
     /usr/bin/python3 -m unittest discover -s scripts/tests     (scripts/test.sh runs it)
 
 fixtures/bench/*: counter snapshots kept from real `scripts/bench.sh --smoke --keep` runs (the
-scratch directory's JSON, testpmd logs). The cases below run the report on them as they are and
+scratch directory's JSON, testpmd logs; kflood: `--smoke --cpus 1,0 --kernel-flood 16 --keep`,
+with the flooded replay's manifest). The cases below run the report on them as they are and
 altered (replies that miss, SYNs that open nothing, edits refused, ...). fixtures/golden/*: what
 the report wrote for each case (result JSON, stdout, stderr); first written by the Python
 here-documents of bench.sh, bench-latency.sh and bench-http.sh at commit 9e5682d, so that the
@@ -15,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.dirname(HERE)
 sys.path.insert(0, SCRIPTS)
 
-from rvsbench import cli, common, config, counters, http_report, latency, prep, report  # noqa: E402
+from rvsbench import cli, common, config, counters, http_report, kflood, latency, prep, report  # noqa: E402
 
 FIX = os.path.join(HERE, "fixtures")
 GOLDEN = os.path.join(FIX, "golden")
@@ -557,6 +559,214 @@ def wrk_output(requests=18197, rs=(9101, 9096), other=0, errors=None, non_2xx=0,
             "Requests/sec:   1809.00\nWRKJSON " + json.dumps(w) + "\n")
 
 
+# ---- bench.sh --kernel-flood -------------------------------------------------------------------
+
+KFLOOD_RUNS = ["idle1", "flood1", "idle2", "flood2", "idle3", "flood3"]
+KFLOOD = dict(SMOKE, scenario="established-udp", cpus="1,0", kernel_flood=16, kernel_rate=20000,
+              kernel_interface="rvsbk31444", kernel_backend="auto", netns="rvsbench-31444",
+              command="scripts/bench.sh --smoke --cpus 1,0 --kernel-flood 16 --keep")
+
+
+def kflood_argv(work, out, p, runs=KFLOOD_RUNS):
+    argv = ["kflood-report", "--work", work, "--out", out, "--runs", " ".join(runs),
+            "--manifest", os.path.join(work, "manifest.json"), "--scenario", p["scenario"]]
+    for k in ("conns", "workers", "duration", "warmup", "reals", "acks", "rounds", "frame", "steer",
+              "cpus", "others", "command", "kernel_flood", "kernel_rate", "kernel_interface",
+              "kernel_backend", "netns"):
+        argv += ["--" + k.replace("_", "-"), str(p[k])]
+    argv += ["--rules-by", p["rules_by"], "--smoke", "1" if p["smoke"] else "0",
+             "--no-huge", "true" if p["no_huge"] else "false"]
+    return argv
+
+
+def kdelta(work, run, role, key):
+    with open(os.path.join(work, run + "-before-ports.json")) as f:
+        b = json.load(f)
+    with open(os.path.join(work, run + "-after-ports.json")) as f:
+        a = json.load(f)
+    return counters.port(a, role)["sw"][key] - counters.port(b, role)["sw"][key]
+
+
+def scale_traffic(run, factor):
+    """Scales what the run received and forwarded on both ports by factor (hit ratios and, in
+    an idle run, which holds no host-bound packets, every share stay as they are)."""
+    def fn(w):
+        for role in ("public", "private"):
+            for key in ("rx_packets", "tx_packets"):
+                d = kdelta(w, run, role, key)
+                sw(w, run + "-after-ports.json", role, key, int(d * factor) - d)
+    return fn
+
+
+def host_bound_in_idle(w):
+    sw(w, "idle2-after-ports.json", "private", "to_kernel", 500)
+
+
+def no_kernel_drops(w):
+    d = kdelta(w, "flood1", "private", "kernel_drops")
+    sw(w, "flood1-after-ports.json", "private", "kernel_drops", -d)
+    sw(w, "flood1-after-ports.json", "private", "to_kernel", d)   # all of it went up instead
+
+
+def half_rate(w):
+    sw(w, "flood2-after-ports.json", "private", "to_kernel", -kdelta(w, "flood2", "private", "to_kernel") // 2)
+
+
+def flood_replies_miss(w):
+    sw(w, "flood3-after-ports.json", "public", "tx_packets", -kdelta(w, "flood3", "public", "tx_packets") // 20)
+
+
+def twin_left(w):
+    os.remove(os.path.join(w, "flood1-twin-gone.txt"))
+
+
+def other_share(w):
+    edit_json(w, "manifest.json", lambda m: m["kernel_flood"].update(packets=8))
+
+
+def public_kernel(w):
+    sw(w, "idle1-after-ports.json", "public", "kernel_drops", 3)
+
+
+KFLOOD_CASES = {
+    "kflood": (KFLOOD, None),
+    "kflood-target-missed": (KFLOOD, compose(scale_traffic("idle1", 1.5), scale_traffic("idle2", 1.5),
+                                             scale_traffic("idle3", 1.5))),
+    "kflood-host-bound-in-idle": (KFLOOD, host_bound_in_idle),
+    "kflood-no-drops": (KFLOOD, no_kernel_drops),
+    "kflood-half-rate": (KFLOOD, half_rate),
+    "kflood-replies-miss": (KFLOOD, flood_replies_miss),
+    "kflood-twin-left": (KFLOOD, twin_left),
+    "kflood-other-share": (KFLOOD, other_share),
+    "kflood-public-kernel": (KFLOOD, public_kernel),
+}
+
+
+class KfloodGolden(Golden):
+    def test_cases(self):
+        for case, (p, alter) in KFLOOD_CASES.items():
+            with self.subTest(case=case), tempfile.TemporaryDirectory() as t:
+                work, out = os.path.join(t, "work"), os.path.join(t, "out.json")
+                materialise("kflood", alter, work)
+                name = "bench-" + case
+                machine = self.golden_machine(name, common.machine_info())
+                with mock.patch.object(cli, "machine_info", return_value=machine):
+                    rc, so, se = run_main(kflood_argv(work, out, dict(p)))
+                self.check(name, rc, so, se, read(out), out)
+
+
+class KfloodReport(unittest.TestCase):
+    """What bench.sh --kernel-flood's report says (the golden files pin how it says it)."""
+
+    def report(self, case, runs=KFLOOD_RUNS):
+        p, alter = KFLOOD_CASES[case]
+        with tempfile.TemporaryDirectory() as t:
+            work = os.path.join(t, "work")
+            materialise("kflood", alter, work)
+            a = cli.parser().parse_args(kflood_argv(work, os.path.join(t, "o.json"), p, runs))
+            a.runs = a.runs.split()
+            res, lines = kflood.kflood_report(work, a, common.load_json(a.manifest), {"cpu": "test"})
+        self.assertEqual(json.loads(json.dumps(res)), res)
+        return res, lines
+
+    def test_checks_out(self):
+        res, lines = self.report("kflood")
+        self.assertTrue(res["ok"], res["errors"])
+        self.assertEqual([r["kind"] for r in res["runs"]], ["idle", "flood"] * 3)
+        self.assertEqual(res["kernel"]["twin"], "rvsbk31444 (tap)")
+        f = res["flood"]
+        self.assertEqual((f["every"], f["host_bound_packets_in_private_pcap"], f["private_pcap_packets"]), (16, 16, 272))
+        self.assertAlmostEqual(f["share_of_private_pcap"], 1 / 17, 4)
+        for r in res["runs"]:
+            self.assertGreaterEqual(r["reply_hit_ratio"], 0.99)
+            self.assertTrue(r["twin_removed_after_run"])
+            self.assertEqual(r["twin"], "rvsbk31444 (tap)")
+            # Where the CPUs' time went, and how long the worker waited for its CPU.
+            self.assertEqual(set(r["cpus"]), {"cpu0", "cpu1"})
+            self.assertAlmostEqual(sum(r["cpus"]["cpu0"].values()), 1, 2)
+            self.assertTrue(0 <= r["worker_runqueue_wait_share"] <= 1)
+            nat = (r["public"]["tx_packets"] + r["private"]["tx_packets"]
+                   - r["public"]["from_kernel"] - r["private"]["from_kernel"])
+            self.assertEqual(r["nat_forwarded_packets"], nat)
+            if r["kind"] == "idle":
+                self.assertEqual(r["host_bound_packets"], 0)
+            else:
+                self.assertAlmostEqual(r["to_kernel_per_s"], 20000, delta=2000)
+                self.assertGreater(r["kernel_drops_per_s"], 0)
+                self.assertAlmostEqual(r["twin_rx_per_s"], r["to_kernel_per_s"], delta=0.1 * r["to_kernel_per_s"])
+                self.assertAlmostEqual(r["host_bound_share_of_private_input"], 1 / 17, 3)
+        idle = [r["nat_mpps"] for r in res["runs"] if r["kind"] == "idle"]
+        flood = [r["nat_mpps"] for r in res["runs"] if r["kind"] == "flood"]
+        self.assertEqual(res["idle"]["nat_mpps"]["runs"], idle)
+        self.assertAlmostEqual(res["ratio_flooded_to_idle"], statistics.median(flood) / statistics.median(idle), 3)
+        # The fixture is idle1 flood1 idle2 flood2 idle3 flood3 (before the closing idle run):
+        # the last flooded run has only the idle run before it.
+        want = [round(flood[0] / ((idle[0] + idle[1]) / 2), 4), round(flood[1] / ((idle[1] + idle[2]) / 2), 4),
+                round(flood[2] / idle[2], 4)]
+        self.assertEqual(res["bracket_ratios"], want)
+        self.assertEqual(res["bracket_ratio_median"], statistics.median(want))
+        self.assertEqual(len(res["bracket_ratios_per_cpu_second"]), 3)
+        self.assertTrue(lines[-1].startswith("results: "))
+        self.assertIn("flooded / idle", lines[-3])
+        self.assertIn("either side", lines[-2])
+
+    def test_target_is_reported_not_failed(self):
+        # A benchmark, not a timed test: a flooded rate below target is a result, not a failure.
+        res, lines = self.report("kflood-target-missed")
+        self.assertTrue(res["ok"], res["errors"])
+        self.assertFalse(res["target"]["met"])
+        self.assertLess(res["ratio_flooded_to_idle"], 0.95)
+        self.assertIn("MISSED", lines[-3])
+
+    def test_what_fails(self):
+        for case, want in (("kflood-host-bound-in-idle", "idle2: 500 host-bound packets in an idle run"),
+                           ("kflood-no-drops", "flood1: no kernel_drops: the flood did not reach the limit"),
+                           ("kflood-half-rate", "flood2: to_kernel"),
+                           ("kflood-replies-miss", "flood3: reply hit ratio 0.95"),
+                           ("kflood-twin-left", "flood1: the kernel twin was not seen removed"),
+                           ("kflood-other-share", "the flood is not what was replayed"),
+                           ("kflood-public-kernel", "idle1: the public port (no twin)")):
+            with self.subTest(case=case):
+                res, _ = self.report(case)
+                self.assertFalse(res["ok"])
+                self.assertTrue(any(want in e for e in res["errors"]), res["errors"])
+
+    def test_needs_both_kinds(self):
+        res, _ = self.report("kflood", runs=["idle1", "idle2"])
+        self.assertIn("the invocation needs idle and flooded runs", res["errors"])
+        self.assertIsNone(res["ratio_flooded_to_idle"])
+
+    def test_bracket_ratios(self):
+        runs = [{"kind": k, "x": x} for k, x in (("idle", 10), ("flood", 9), ("idle", 8), ("flood", 4),
+                                                   ("idle", 0), ("flood", 5))]
+        # 9 / mean(10, 8); 4 / 8 (the idle run after it has no rate); 5 has no idle neighbour with one.
+        self.assertEqual(kflood.bracket_ratios(runs, "x"), [1.0, 0.5])
+
+    def test_spread(self):
+        self.assertEqual(kflood.spread([2.0, 1.0, 4.0]),
+                         {"median": 2.0, "min": 1.0, "max": 4.0, "spread": 1.5, "runs": [2.0, 1.0, 4.0]})
+
+    def test_cpu_accounting(self):
+        with tempfile.TemporaryDirectory() as t:
+            write(t, "a-cpustat.txt", "cpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\n")
+            write(t, "b-cpustat.txt", "cpu0 60 0 20 80 0 0 10 10 0 0\ncpu1 0 0 0 200 0 0 0 0 0 0\n")
+            c = kflood.cpu_shares(kflood.cpustat(t, "a"), kflood.cpustat(t, "b"))
+            self.assertEqual(c["cpu0"], {"user": 0.625, "nice": 0.0, "system": 0.125, "idle": 0.0,
+                                         "iowait": 0.0, "irq": 0.0, "softirq": 0.125, "steal": 0.125})
+            self.assertEqual(c["cpu1"]["idle"], 1.0)
+            write(t, "a-sched.txt", "100 20 3\n5 5 1\n")
+            self.assertEqual(kflood.sched(t, "a"), (105, 25))
+            self.assertIsNone(kflood.sched(t, "missing"))
+            self.assertIsNone(kflood.cpustat(t, "missing"))
+
+    def test_twin_stats_unreadable(self):
+        with tempfile.TemporaryDirectory() as t:
+            self.assertIsNone(kflood.twin_stats(t, "x"))
+            write(t, "x-twin.json", "[]")
+            write(t, "x-twin-time.txt", "1 2\n")
+            self.assertIsNone(kflood.twin_stats(t, "x"))
+
+
 class LatencyGolden(Golden):
     """bench-latency.sh's row and report on synthetic counters."""
 
@@ -820,6 +1030,45 @@ class Config(unittest.TestCase):
             self.assertEqual(read(out), "a = 2\n")
 
 
+class ConfigSet(unittest.TestCase):
+    TEMPLATE = Config.TEMPLATE
+
+    def test_keys_go_at_the_end_of_their_table(self):
+        t = "[a]\nx = 1\n\n# about b\n[b]\ny = 2\n[c]\n"
+        got = config.set_keys(t, [("a", "k", '"v"'), ("b", "n", "3"), ("c", "z", "4")])
+        self.assertEqual(got, '[a]\nx = 1\nk = "v"\n\n# about b\n[b]\ny = 2\nn = 3\n[c]\nz = 4\n')
+        self.assertEqual(config.set_keys("[a]\nx = 1", [("a", "k", "2")]), "[a]\nx = 1\nk = 2\n")
+        with self.assertRaisesRegex(ValueError, r"no table \[d\]"):
+            config.set_keys(t, [("d", "k", "1")])
+        with self.assertRaisesRegex(ValueError, r"\[b\] already sets y"):
+            config.set_keys(t, [("b", "y", "1")])
+
+    def test_parse_set(self):
+        self.assertEqual(config.parse_set("private.kernel_rate=20000"), ("private", "kernel_rate", "20000"))
+        self.assertEqual(config.parse_set('private.kernel_interface=a"b'), ("private", "kernel_interface", '"a\\"b"'))
+        for bad in ("private=1", "kernel_rate", ".k=1", "a b.k=1"):
+            with self.subTest(bad=bad), self.assertRaises(SystemExit):
+                config.parse_set(bad)
+
+    def test_write_config_with_the_kernel_twin(self):
+        with tempfile.TemporaryDirectory() as t:
+            out = os.path.join(t, "rvs.toml")
+            argv = (["write-config", "--set", "private.kernel_interface=rvsbk42", "--set",
+                     "private.kernel_backend=auto", "--set", "private.kernel_rate=20000",
+                     self.TEMPLATE, out] + [f"{k}={v}" for k, v in Config.values(self).items()])
+            self.assertEqual(run_main(argv), (0, "", ""))
+            plain = config.fill_template(read(self.TEMPLATE), Config.values(self))
+            got = read(out)
+            # The template's text, and three lines more at the end of [private].
+            self.assertEqual([l for l in got.splitlines() if l not in plain.splitlines()],
+                             ['kernel_interface = "rvsbk42"', 'kernel_backend = "auto"', "kernel_rate = 20000"])
+            if config.tomllib:
+                c = config.tomllib.loads(got)
+                self.assertEqual(c["private"]["kernel_interface"], "rvsbk42")
+                self.assertEqual(c["private"]["kernel_rate"], 20000)
+                self.assertNotIn("kernel_interface", c["public"])
+
+
 class Counters(unittest.TestCase):
     def test_snap_time_as_the_one_liners_printed_it(self):
         t0, t1, l0, l1 = "1796164567.003289500", "1796164567.067705909", "1796164567.072780", "1796164567.099872"
@@ -856,6 +1105,12 @@ class Counters(unittest.TestCase):
                                  snap(110, 95, [["lb", 1], ["runt", 5], ["handover_full", 4]]))
         self.assertEqual(d["public"], {"rx_packets": 100, "tx_packets": 90, "handed_over": 0,
                                        "drops": {"runt": 3, "handover_full": 4}, "hw_opackets": 90})
+
+    def test_kernel_deltas(self):
+        def snap(**kv):
+            return {"ports": [{"role": r, "sw": dict(kv)} for r in ("public", "private")]}
+        d = counters.kernel_deltas(snap(), snap(to_kernel=5, kernel_drops=2))   # older snapshot: 0
+        self.assertEqual(d["private"], {"to_kernel": 5, "from_kernel": 0, "kernel_drops": 2})
 
     def test_flag(self):
         self.assertIs(cli.flag("1"), True)

@@ -17,6 +17,11 @@
 //!   the FIN moves the connection to TIME_WAIT, and a SYN on a TIME_WAIT connection reschedules
 //!   it (conn_reuse_mode 1). A RST would not do: IPVS keeps SYN_RECV on a client RST. No replies.
 //!
+//! `--kernel-flood-every N` mixes host-bound packets into the private side: after every N
+//! replies, one UDP datagram from a real server (port 5000) to the appliance's own private
+//! address (`--dip`, port 9: no service), which rvs sends up to the private port's kernel twin,
+//! rate-limited (scripts/bench.sh `--kernel-flood`). Without it the output is what it always was.
+//!
 //! Later rounds and the replies visit the flows in a seeded random order (not in creation order)
 //! so that connection-table accesses are not a sequential walk the CPU's prefetchers would hide.
 //!
@@ -129,6 +134,14 @@ struct Args {
     /// Seed of the flow orders.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// After every N replies of a private file, one host-bound UDP datagram: real server
+    /// (in turn) port 5000 -> `--dip` port 9, valid checksums, the frame size of the others.
+    /// 0: none (established scenarios only).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    kernel_flood_every: u32,
+    /// The appliance's private address (the DIP): where `--kernel-flood-every` sends to.
+    #[arg(long, default_value = "192.168.8.13")]
+    dip: Ipv4Addr,
 }
 
 /// First client address: 172.16.0.1; clients fill 172.16.0.1 .. 172.31.255.254.
@@ -140,6 +153,9 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const TTL: u8 = 64;
 const IMIX: [u16; 12] = [64, 594, 64, 64, 1518, 64, 594, 64, 64, 594, 64, 594];
 const MAX_FLOWS: u32 = 1 << 24;
+/// The host-bound datagrams of `--kernel-flood-every`: real server port -> DIP port (discard).
+const FLOOD_SPORT: u16 = 5000;
+const FLOOD_DPORT: u16 = 9;
 
 /// Client endpoint of flow `i`: addresses first, then ports, so small runs use one port per
 /// address and up to 16M flows fit.
@@ -326,6 +342,24 @@ struct Gen {
 }
 
 impl Gen {
+    fn new(a: Args) -> Gen {
+        let sizes: Vec<usize> = if a.imix {
+            IMIX.iter().map(|s| usize::from(*s) - 4).collect()
+        } else {
+            vec![usize::from(a.size) - 4]
+        };
+        Gen {
+            public_mac: mac(&a.public_mac, "public-mac"),
+            private_mac: mac(&a.private_mac, "private-mac"),
+            gateway_mac: mac(&a.gateway_mac, "gateway-mac"),
+            real_mac: mac(&a.real_mac, "real-mac"),
+            sizes,
+            next_size: 0,
+            buf: vec![0u8; 2048],
+            a,
+        }
+    }
+
     fn data_len(&mut self) -> usize {
         let n = self.sizes.len().max(1);
         let s = self.sizes.get(self.next_size % n).copied().unwrap_or(60);
@@ -397,6 +431,55 @@ impl Gen {
         }
     }
 
+    /// The `j`th host-bound datagram of `--kernel-flood-every`: from real server `j % reals`
+    /// (its address and MAC, as its replies) to the DIP's port 9, sized like a data packet.
+    fn flood(&mut self, j: u32) -> Pkt {
+        let (rip, _, rmac) = self.real(j);
+        let frame_len = self.data_len();
+        Pkt {
+            dst_mac: self.private_mac,
+            src_mac: rmac,
+            src: rip,
+            dst: self.a.dip,
+            sport: FLOOD_SPORT,
+            dport: FLOOD_DPORT,
+            proto: Protocol::UDP,
+            tcp_flags: 0,
+            seq: 0,
+            ack: 0,
+            ident: j as u16 ^ 0x4b46,
+            frame_len,
+            data: true,
+        }
+    }
+
+    /// The packets of one private file, in order, to `sink`: the replies of `flows` in a seeded
+    /// random order, with a host-bound datagram after every `--kernel-flood-every` of them.
+    /// Returns how many host-bound datagrams there were.
+    fn private_file(
+        &mut self,
+        flows: &[u32],
+        seed: u64,
+        sink: &mut dyn FnMut(&mut Gen, &Pkt),
+    ) -> u64 {
+        let every = self.a.kernel_flood_every;
+        let (mut since, mut floods) = (0u32, 0u64);
+        for &i in &shuffled(flows, seed + 500) {
+            let p = self.reply(i);
+            sink(self, &p);
+            if every > 0 {
+                since += 1;
+                if since == every {
+                    since = 0;
+                    let p = self.flood(floods as u32);
+                    sink(self, &p);
+                    floods += 1;
+                }
+            }
+        }
+        floods
+    }
+
     fn emit(&mut self, w: &mut PcapWriter, p: &Pkt) {
         let n = match build(&mut self.buf, p) {
             Ok(n) => n,
@@ -430,24 +513,19 @@ fn main() {
     if a.scenario == Scenario::EstablishedUdp && a.rounds == 0 {
         fail("--rounds must be at least 1");
     }
+    if a.kernel_flood_every > 0 {
+        if a.scenario == Scenario::Syn {
+            fail("--kernel-flood-every needs replies (an established scenario)");
+        }
+        let (dip, rip) = (u32::from(a.dip), u32::from(a.rip));
+        if (rip..rip + u32::from(a.reals)).contains(&dip) {
+            fail("--dip must not be a real server's address");
+        }
+    }
     if let Err(e) = std::fs::create_dir_all(&a.out) {
         io_fail(&a.out, e);
     }
-    let sizes: Vec<usize> = if a.imix {
-        IMIX.iter().map(|s| usize::from(*s) - 4).collect()
-    } else {
-        vec![usize::from(a.size) - 4]
-    };
-    let mut g = Gen {
-        public_mac: mac(&a.public_mac, "public-mac"),
-        private_mac: mac(&a.private_mac, "private-mac"),
-        gateway_mac: mac(&a.gateway_mac, "gateway-mac"),
-        real_mac: mac(&a.real_mac, "real-mac"),
-        sizes,
-        next_size: 0,
-        buf: vec![0u8; 2048],
-        a,
-    };
+    let mut g = Gen::new(a);
     let nq = usize::from(g.a.queues);
 
     // Flows per queue, in creation order.
@@ -469,6 +547,7 @@ fn main() {
     let mut files = serde_json::Map::new();
     let mut public = Vec::new();
     let mut private = Vec::new();
+    let mut floods_total = 0u64;
     for (q, flows) in per_q.iter().enumerate() {
         let seed = g.a.seed.wrapping_add(q as u64 * 1000);
         let path = g.a.out.join(format!("public-q{q}.pcap"));
@@ -512,11 +591,13 @@ fn main() {
         if scenario != Scenario::Syn {
             let path = g.a.out.join(format!("private-q{q}.pcap"));
             let mut w = PcapWriter::create(&path).unwrap_or_else(|e| io_fail(&path, e));
-            for &i in &shuffled(flows, seed + 500) {
-                let p = g.reply(i);
-                g.emit(&mut w, &p);
+            let floods = g.private_file(flows, seed, &mut |g, p| g.emit(&mut w, p));
+            let mut f = finish_json(w);
+            if g.a.kernel_flood_every > 0 {
+                f["kernel_flood_packets"] = floods.into();
+                floods_total += floods;
             }
-            private.push(finish_json(w));
+            private.push(f);
         }
     }
     files.insert("public".into(), serde_json::Value::Array(public));
@@ -540,7 +621,7 @@ fn main() {
             })
         })
         .collect();
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "scenario": scenario.name(),
         "conns": g.a.conns,
         "queues": g.a.queues,
@@ -555,6 +636,15 @@ fn main() {
         "services": services,
         "files": files,
     });
+    if g.a.kernel_flood_every > 0 {
+        // Only with the option: without it the manifest is what it always was.
+        manifest["kernel_flood"] = serde_json::json!({
+            "every": g.a.kernel_flood_every,
+            "packets": floods_total,
+            "src_port": FLOOD_SPORT,
+            "dst": format!("{}:{}", g.a.dip, FLOOD_DPORT),
+        });
+    }
     let path = g.a.out.join("manifest.json");
     let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
     if let Err(e) = std::fs::write(&path, text + "\n") {
@@ -673,6 +763,91 @@ mod tests {
         let mut t = s.clone();
         t.sort_unstable();
         assert_eq!(t, v);
+    }
+
+    fn gen(extra: &[&str]) -> Gen {
+        let mut argv = vec!["rvs-pcapgen", "--out", "/nonexistent", "--reals", "2"];
+        argv.extend_from_slice(extra);
+        Gen::new(Args::try_parse_from(argv).unwrap())
+    }
+
+    fn private_packets(g: &mut Gen, flows: &[u32]) -> (Vec<Pkt>, u64) {
+        let mut v = Vec::new();
+        let n = g.private_file(flows, 7, &mut |_, p| v.push(*p));
+        (v, n)
+    }
+
+    #[test]
+    fn kernel_flood_every_n_replies_one_host_bound_datagram() {
+        let flows: Vec<u32> = (0..40).collect();
+        let (plain, none) = private_packets(&mut gen(&[]), &flows);
+        assert_eq!((plain.len(), none), (40, 0));
+        let (mixed, floods) = private_packets(&mut gen(&["--kernel-flood-every", "8"]), &flows);
+        assert_eq!((mixed.len(), floods), (45, 5));
+        let dip = Ipv4Addr::new(192, 168, 8, 13);
+        let mut replies = Vec::new();
+        for (k, p) in mixed.iter().enumerate() {
+            if k % 9 != 8 {
+                replies.push(p);
+                continue;
+            }
+            let j = (k / 9) as u8;
+            assert_eq!(
+                (p.dst, p.dport, p.sport, p.proto),
+                (dip, 9, 5000, Protocol::UDP)
+            );
+            assert_eq!(
+                p.src,
+                Ipv4Addr::new(192, 168, 8, 14 + j % 2),
+                "real servers in turn"
+            );
+            assert_eq!(p.src_mac, MacAddr([2, 0, 0, 0, 1, j % 2]));
+            assert_eq!(p.dst_mac, MacAddr([2, 0x70, 0x63, 0x61, 0x70, 1]));
+            assert_eq!(p.frame_len, 60, "the size of the replies");
+            let mut buf = vec![0u8; 2048];
+            let n = build(&mut buf, p).unwrap();
+            let ip = Ipv4Packet::new_checked(&buf[14..n]).unwrap();
+            assert!(ip.verify_checksum());
+            let u = UdpDatagram::new_checked(ip.payload()).unwrap();
+            assert!(u.verify_checksum(ip.src(), ip.dst()));
+        }
+        // The replies themselves are those of the plain file, in the same order.
+        let same = |a: &Pkt, b: &Pkt| {
+            (a.src, a.dst, a.sport, a.dport, a.seq, a.ident, a.frame_len)
+                == (b.src, b.dst, b.sport, b.dport, b.seq, b.ident, b.frame_len)
+        };
+        assert_eq!(replies.len(), plain.len());
+        assert!(replies.iter().zip(&plain).all(|(a, b)| same(a, b)));
+    }
+
+    #[test]
+    fn kernel_flood_keeps_the_imix_sizes_cycling() {
+        let flows: Vec<u32> = (0..24).collect();
+        let (mixed, _) = private_packets(
+            &mut gen(&[
+                "--scenario",
+                "established-tcp",
+                "--imix",
+                "--kernel-flood-every",
+                "3",
+            ]),
+            &flows,
+        );
+        let sizes: Vec<usize> = mixed.iter().map(|p| p.frame_len + 4).collect();
+        let want: Vec<usize> = IMIX
+            .iter()
+            .cycle()
+            .take(32)
+            .map(|s| usize::from(*s))
+            .collect();
+        assert_eq!(sizes, want);
+        // The host-bound datagrams are UDP whatever the scenario's protocol.
+        assert!(mixed
+            .iter()
+            .skip(3)
+            .step_by(4)
+            .all(|p| p.proto == Protocol::UDP));
+        assert!(mixed.iter().take(3).all(|p| p.proto == Protocol::TCP));
     }
 
     #[test]
