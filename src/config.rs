@@ -379,9 +379,19 @@ impl Interface {
 
     /// Whether `ip` is the broadcast address of one of this interface's subnets.
     pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
-        self.addresses
-            .iter()
-            .any(|a| a.prefix < 31 && a.contains(ip) && u32::from(ip) | a.netmask() == u32::MAX)
+        self.own_or_broadcast(ip).1
+    }
+
+    /// In one pass over the addresses: whether `ip` is one of them, and whether it is the
+    /// broadcast address of one of their subnets (/31 and /32 have none).
+    pub fn own_or_broadcast(&self, ip: Ipv4Addr) -> (bool, bool) {
+        let mut own = false;
+        let mut broadcast = false;
+        for a in &self.addresses {
+            own |= a.addr == ip;
+            broadcast |= a.prefix < 31 && a.contains(ip) && u32::from(ip) | a.netmask() == u32::MAX;
+        }
+        (own, broadcast)
     }
 
     /// The next hop for `dst` out of this interface: `dst` itself when on-link, else the

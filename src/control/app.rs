@@ -410,6 +410,7 @@ fn start_twins(
         .map_err(AppError::Precheck)?;
         twins.push(t);
     }
+    host.settle();
     Ok(Twins {
         twins,
         host: Some(host),

@@ -267,6 +267,18 @@ impl Host {
         })
     }
 
+    /// Drops the notifications of the twins' own setup (links coming up, the configured
+    /// addresses): they describe what rvs just did, and would log a spurious "set down".
+    pub fn settle(&mut self) {
+        if let Some(w) = self.watch.as_mut() {
+            self.events.clear();
+            while w.poll(&mut self.events).is_ok() && !self.events.is_empty() {
+                self.events.clear();
+            }
+            self.events.clear();
+        }
+    }
+
     /// Applies what changed on the twins since the last call (never blocks): an address the
     /// host added becomes rvs's (ARP, ping, services; announced with gratuitous ARP), one it
     /// removed stops being rvs's; a twin deleted from outside is marked gone. Every change is

@@ -87,10 +87,11 @@ pub fn is_arp(frame: &[u8]) -> bool {
 /// Whether an IPv4 destination is the host's when the port has a kernel twin and rvs has no
 /// use for the packet: one of the port's addresses, multicast, or a broadcast.
 pub fn for_host(port: &PortInfo, dst: Ipv4Addr) -> bool {
-    port.iface.owns(dst)
-        || dst.is_multicast()
-        || dst.is_broadcast()
-        || port.iface.is_subnet_broadcast(dst)
+    if dst.is_multicast() || dst.is_broadcast() {
+        return true;
+    }
+    let (own, subnet_broadcast) = port.iface.own_or_broadcast(dst);
+    own || subnet_broadcast
 }
 
 fn arp_in(frame: &mut [u8], port: &PortInfo, learned: &mut Learned) -> Rx {
@@ -153,16 +154,14 @@ fn ipv4(frame: &mut [u8], port: &PortInfo, unicast: bool) -> Rx {
         };
     }
     if port.iface.kernel.is_some() {
-        if !unicast
-            || h.dst.is_multicast()
-            || h.dst.is_broadcast()
-            || port.iface.is_subnet_broadcast(h.dst)
-        {
+        if !unicast || h.dst.is_multicast() || h.dst.is_broadcast() {
             return Rx::ToKernel;
         }
-        // Nothing a real server sends to the DIP is load-balancer traffic (replies go to the
-        // client): it answers the host's own connections (health checks, BGP, SSH).
-        if port.role == PortRole::Private && for_host(port, h.dst) {
+        // One pass over the port's addresses per packet. Nothing a real server sends to the
+        // DIP is load-balancer traffic (replies go to the client): it answers the host's own
+        // connections (health checks, BGP, SSH).
+        let (own, subnet_broadcast) = port.iface.own_or_broadcast(h.dst);
+        if subnet_broadcast || (own && port.role == PortRole::Private) {
             return Rx::ToKernel;
         }
     }
