@@ -692,5 +692,28 @@ pub(super) mod tests {
             let mut l = None;
             let _ = receive(&mut bytes, &port(), &mut l);
         }
+
+        /// With a twin, on either port, any frame to our MAC or a group address: never a
+        /// panic, and what goes up is never rewritten (the kernel gets it as it came).
+        #[test]
+        fn with_a_twin_receive_never_panics_nor_rewrites_what_goes_up(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            group in proptest::prelude::any::<bool>(),
+            private in proptest::prelude::any::<bool>(),
+        ) {
+            if bytes.len() >= 6 {
+                let mac = if group { [0x01, 0, 0x5e, 0, 0, 0x12] } else { OUR.0 };
+                bytes[0..6].copy_from_slice(&mac);
+            }
+            let mut p = with_twin(port());
+            if private {
+                p.role = PortRole::Private;
+            }
+            let before = bytes.clone();
+            let mut l = None;
+            if receive(&mut bytes, &p, &mut l) == Rx::ToKernel {
+                proptest::prop_assert_eq!(bytes, before);
+            }
+        }
     }
 }
