@@ -2,9 +2,10 @@
 //! (`run_with_eal`), and teardown in a fixed order (`Appliance`). Once up, the main lcore runs
 //! the management core (`control::mgmt`); workers run on the other lcores.
 
-use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx, Twins};
+use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx};
 use super::ports::{bring_up_port, choose_steering, tx_offload_names, PortUp};
 use super::server;
+use super::twin::Twins;
 use crate::config::{ApplianceConfig, Interface};
 use crate::dataplane::kernel::{worker_bucket, KernelUp};
 use crate::dataplane::l3::PortInfo;

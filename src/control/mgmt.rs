@@ -6,6 +6,7 @@
 use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
 use super::report::{HwPortCounters, NeighRow, PortCountersSnapshot};
 use super::server::Handler;
+use super::twin::Twins;
 use crate::config::Interface;
 use crate::dataplane::neigh::{NeighActions, NeighTable, NeighTimers};
 use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
@@ -75,9 +76,9 @@ impl Mgmt {
             for w in &self.shared.counters {
                 sw.add(&counters::snapshot(w.port(role)));
             }
-            let (from_kernel, kernel_drops) = super::twin::counters(&self.shared, role);
-            sw.from_kernel += from_kernel;
-            sw.kernel_drops += kernel_drops;
+            let k = &self.shared.kernel[role.index()];
+            sw.from_kernel += k.from_kernel.load(Ordering::Relaxed);
+            sw.kernel_drops += k.drops.load(Ordering::Relaxed);
             let kernel =
                 self.kernel.lock().unwrap_or_else(|e| e.into_inner())[role.index()].clone();
             let link = link_of(self.port_ids[role.index()]);
@@ -229,35 +230,6 @@ pub(super) fn neigh_table(iface: &Interface, capacity: usize, timers: NeighTimer
         t.add_permanent(*ip, *mac);
     }
     t
-}
-
-/// The exception path as the management loop drives it.
-pub(super) struct Twins {
-    pub(super) twins: Vec<super::twin::Twin>,
-    /// Netlink, when there is any twin.
-    pub(super) host: Option<super::twin::Host>,
-}
-
-impl Twins {
-    /// Moves traffic both ways and follows the host's changes; returns frames moved.
-    fn service(&mut self, mgmt: &Mgmt, tx: &mut MgmtTx) -> usize {
-        let shared = &*mgmt.shared;
-        let mut moved = 0;
-        for t in &mut self.twins {
-            moved += t.poll(tx, &shared.kernel[t.role.index()]);
-        }
-        if let Some(h) = self.host.as_mut() {
-            let gone_before = self.twins.iter().filter(|t| t.gone).count();
-            h.follow(&mut self.twins, shared, tx);
-            if self.twins.iter().filter(|t| t.gone).count() != gone_before {
-                let mut k = mgmt.kernel.lock().unwrap_or_else(|e| e.into_inner());
-                for t in &self.twins {
-                    k[t.role.index()] = t.describe();
-                }
-            }
-        }
-        moved
-    }
 }
 
 pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, term: &AtomicBool) {

@@ -8,7 +8,7 @@
 //! transmits on the twin out of the port, through worker 0's management ring. Both ways are
 //! bounded: a full ring or twin queue drops, counted.
 
-use super::mgmt::MgmtTx;
+use super::mgmt::{Mgmt, MgmtTx};
 use super::netlink::{HostEvent, HostWatch, NetlinkError, Rtnl};
 use crate::config::{IfAddr, Interface, KernelBackend, KernelTwin};
 use crate::dataplane::counters::bump;
@@ -17,7 +17,6 @@ use crate::dpdk::{self, Burst, Mempool, Port, PortConf, RingRx, RxQueue, TxQueue
 use crate::lb::PortRole;
 use crate::net::MacAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 
 const VHOST_NET: &str = "/dev/vhost-net";
 const TUN: &str = "/dev/net/tun";
@@ -34,11 +33,13 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// As the configuration spells it.
     pub fn name(self) -> &'static str {
         match self {
-            Backend::VirtioUser => "virtio-user",
-            Backend::Tap => "tap",
+            Backend::VirtioUser => KernelBackend::VirtioUser,
+            Backend::Tap => KernelBackend::Tap,
         }
+        .name()
     }
 }
 
@@ -249,6 +250,33 @@ pub fn create(
     })
 }
 
+/// The exception path as the management loop drives it.
+pub(super) struct Twins {
+    pub(super) twins: Vec<Twin>,
+    /// Netlink, when there is any twin.
+    pub(super) host: Option<Host>,
+}
+
+impl Twins {
+    /// Moves traffic both ways and follows the host's changes; returns frames moved.
+    pub(super) fn service(&mut self, mgmt: &Mgmt, tx: &mut MgmtTx) -> usize {
+        let shared = &*mgmt.shared;
+        let mut moved = 0;
+        for t in &mut self.twins {
+            moved += t.poll(tx, &shared.kernel[t.role.index()]);
+        }
+        if let Some(h) = self.host.as_mut() {
+            if h.follow(&mut self.twins, shared, tx) {
+                let mut k = mgmt.kernel.lock().unwrap_or_else(|e| e.into_inner());
+                for t in &self.twins {
+                    k[t.role.index()] = t.describe();
+                }
+            }
+        }
+        moved
+    }
+}
+
 /// The host's side of the twins: netlink for requests and notifications.
 pub struct Host {
     pub rtnl: Rtnl,
@@ -281,11 +309,11 @@ impl Host {
 
     /// Applies what changed on the twins since the last call (never blocks): an address the
     /// host added becomes rvs's (ARP, ping, services; announced with gratuitous ARP), one it
-    /// removed stops being rvs's; a twin deleted from outside is marked gone. Every change is
-    /// logged.
-    pub fn follow(&mut self, twins: &mut [Twin], shared: &Shared, tx: &mut MgmtTx) {
+    /// removed stops being rvs's; a twin deleted from outside is marked gone (then this
+    /// returns true). Every change is logged.
+    pub fn follow(&mut self, twins: &mut [Twin], shared: &Shared, tx: &mut MgmtTx) -> bool {
         let Some(watch) = self.watch.as_mut() else {
-            return;
+            return false;
         };
         self.events.clear();
         match watch.poll(&mut self.events) {
@@ -297,12 +325,14 @@ impl Host {
             Err(e) => {
                 tracing::error!(error = %e, "netlink watch failed: twins' addresses are no longer followed");
                 self.watch = None;
-                return;
+                return false;
             }
         }
+        let mut gone = false;
         for ev in std::mem::take(&mut self.events) {
-            apply_event(ev, &mut self.rtnl, twins, shared, tx);
+            gone |= apply_event(ev, &mut self.rtnl, twins, shared, tx);
         }
+        gone
     }
 
     fn resync(&mut self, twins: &mut [Twin], shared: &Shared, tx: &mut MgmtTx) {
@@ -331,7 +361,7 @@ fn apply_event(
     twins: &mut [Twin],
     shared: &Shared,
     tx: &mut MgmtTx,
-) {
+) -> bool {
     let ifindex = match ev {
         HostEvent::AddrAdded { ifindex, .. }
         | HostEvent::AddrRemoved { ifindex, .. }
@@ -339,21 +369,21 @@ fn apply_event(
         | HostEvent::LinkState { ifindex, .. } => ifindex,
     };
     let Some(t) = twins.iter_mut().find(|t| t.ifindex == ifindex && !t.gone) else {
-        return;
+        return false;
     };
     match ev {
         HostEvent::AddrAdded { addr, .. } => set_owned(t, addr, true, shared, tx),
-        HostEvent::AddrRemoved { addr, .. } => {
-            // A twin being deleted loses its addresses first (and is unlisted by then): that
-            // is not the host giving them up, and the ports keep them.
-            if rtnl.ifindex(&t.name).ok().flatten() == Some(t.ifindex) {
-                set_owned(t, addr, false, shared, tx);
-            } else {
-                twin_gone(t);
-            }
+        // A twin being deleted loses its addresses first (and is unlisted by then): that is
+        // not the host giving them up, and the ports keep them.
+        HostEvent::AddrRemoved { addr, .. }
+            if rtnl.ifindex(&t.name).ok().flatten() == Some(t.ifindex) =>
+        {
+            set_owned(t, addr, false, shared, tx)
         }
-        HostEvent::LinkRemoved { .. } => twin_gone(t),
-
+        HostEvent::AddrRemoved { .. } | HostEvent::LinkRemoved { .. } => {
+            twin_gone(t);
+            return true;
+        }
         HostEvent::LinkState { up, .. } if up != t.up => {
             t.up = up;
             if up {
@@ -368,6 +398,7 @@ fn apply_event(
         }
         HostEvent::LinkState { .. } => {}
     }
+    false
 }
 
 fn twin_gone(t: &mut Twin) {
@@ -405,12 +436,6 @@ fn set_owned(t: &Twin, a: IfAddr, own: bool, shared: &Shared, tx: &mut MgmtTx) {
     } else {
         tracing::info!(port = t.role.name(), twin = %t.name, address = %a, addresses = %now.join(","), "address removed from the kernel twin: rvs no longer owns it");
     }
-}
-
-/// The exception-path counters of `role`'s twin, read by the statistics.
-pub fn counters(shared: &Shared, role: PortRole) -> (u64, u64) {
-    let c = &shared.kernel[role.index()];
-    (c.from_kernel.load(Relaxed), c.drops.load(Relaxed))
 }
 
 #[cfg(test)]

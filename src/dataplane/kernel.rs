@@ -79,11 +79,6 @@ impl KernelUp {
         }
     }
 
-    /// No twin on either port.
-    pub fn none() -> Self {
-        Self::new([None, None], [TokenBucket::new(1, 1, 0); 2])
-    }
-
     /// Whether `role` has a twin and a token for one more packet now. For copies, so that no
     /// mbuf is allocated for a packet the limit would drop.
     #[inline]
