@@ -144,13 +144,7 @@ proptest! {
 
 #[test]
 fn udp_both_directions_zero_checksum_and_expiry() {
-    let k = ServiceKey::udp(VIP, 53);
-    let s = Snapshot::empty()
-        .add_service(ServiceSpec::new(k).scheduler("rr"))
-        .unwrap()
-        .add_dest(&k, DestSpec::new(rip(1), 5353))
-        .unwrap();
-    let mut lb = lb_with(s);
+    let mut lb = lb_with(udp_service(53, 5353));
     let mut q = udp(cip(1), 5000, VIP, 53);
     assert_eq!(routed(lb.process(&mut q, PUB, 0), &q), FWD_PRIV);
     assert_eq!(q, udp_ttl(cip(1), 5000, rip(1), 5353, b"query", 63));

@@ -206,6 +206,16 @@ fn snap(sched: &str, weights: &[u32]) -> Snapshot {
     s
 }
 
+/// A UDP service on VIP:`port` with one real server, rip(1):`rport`.
+fn udp_service(port: u16, rport: u16) -> Snapshot {
+    let k = ServiceKey::udp(VIP, port);
+    Snapshot::empty()
+        .add_service(ServiceSpec::new(k).scheduler("rr"))
+        .unwrap()
+        .add_dest(&k, DestSpec::new(rip(1), rport))
+        .unwrap()
+}
+
 fn lb_with(s: Snapshot) -> Lb {
     Lb::new(params(), Arc::new(s))
 }

@@ -56,13 +56,7 @@ fn related_icmp_from_public_side() {
 
 #[test]
 fn related_icmp_from_private_side() {
-    let k = ServiceKey::udp(VIP, 53);
-    let s = Snapshot::empty()
-        .add_service(ServiceSpec::new(k).scheduler("rr"))
-        .unwrap()
-        .add_dest(&k, DestSpec::new(rip(1), 5353))
-        .unwrap();
-    let mut lb = lb_with(s);
+    let mut lb = lb_with(udp_service(53, 5353));
     let mut q = udp(cip(1), 5000, VIP, 53);
     assert_eq!(routed(lb.process(&mut q, PUB, 0), &q), FWD_PRIV);
     // The real server has nothing on 5353: port unreachable quoting what it received.
@@ -111,15 +105,6 @@ fn fragments(
             ip_packet(src, dst, 17, 64, mf | off, id, p)
         })
         .collect()
-}
-
-fn udp_service(port: u16, rport: u16) -> Snapshot {
-    let k = ServiceKey::udp(VIP, port);
-    Snapshot::empty()
-        .add_service(ServiceSpec::new(k).scheduler("rr"))
-        .unwrap()
-        .add_dest(&k, DestSpec::new(rip(1), rport))
-        .unwrap()
 }
 
 fn reassembled_ok(frags: &[Vec<u8>], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
