@@ -134,6 +134,21 @@ def flag(s):
     raise argparse.ArgumentTypeError(f"expected 0/1 or true/false, got {s!r}")
 
 
+def run_arguments(s):
+    """The description of a benchmark run that every report subcommand takes."""
+    s.add_argument("--scenario", required=True)
+    for n in ("conns", "workers", "duration", "warmup", "reals", "acks", "rounds"):
+        s.add_argument("--" + n, type=int, required=True)
+    s.add_argument("--frame", required=True)
+    s.add_argument("--steer", required=True)
+    s.add_argument("--smoke", type=flag, default=False)
+    s.add_argument("--no-huge", type=flag, default=False)
+    s.add_argument("--cpus", required=True)
+    s.add_argument("--rules-by", required=True)
+    s.add_argument("--others", default="", help="comma-separated pids")
+    s.add_argument("--command", default="")
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="benchlib.py", description=DESCRIPTION)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -175,18 +190,8 @@ def parser():
     s = add("report", cmd_report, "bench.sh's result JSON, table and checks")
     s.add_argument("--work", required=True, help="the scratch directory with the snapshots")
     s.add_argument("--out", required=True)
-    s.add_argument("--scenario", required=True)
-    for n in ("conns", "workers", "duration", "warmup", "reals", "acks", "rounds"):
-        s.add_argument("--" + n, type=int, required=True)
+    run_arguments(s)
     s.add_argument("--edits", type=int, default=0)
-    s.add_argument("--frame", required=True)
-    s.add_argument("--steer", required=True)
-    s.add_argument("--smoke", type=flag, default=False)
-    s.add_argument("--no-huge", type=flag, default=False)
-    s.add_argument("--cpus", required=True)
-    s.add_argument("--rules-by", required=True)
-    s.add_argument("--others", default="", help="comma-separated pids")
-    s.add_argument("--command", default="")
     s.add_argument("--testpmd-modes", default="", help="space-separated modes that ran")
 
     s = add("kflood-report", cmd_kflood_report,
@@ -195,18 +200,9 @@ def parser():
     s.add_argument("--out", required=True)
     s.add_argument("--runs", required=True, help="space-separated run names (idleK, floodK), in order")
     s.add_argument("--manifest", required=True, help="rvs-pcapgen's manifest of the flooded replay")
-    s.add_argument("--scenario", required=True)
-    for n in ("conns", "workers", "duration", "warmup", "reals", "acks", "rounds",
-              "kernel-flood", "kernel-rate"):
+    run_arguments(s)
+    for n in ("kernel-flood", "kernel-rate"):
         s.add_argument("--" + n, type=int, required=True)
-    s.add_argument("--frame", required=True)
-    s.add_argument("--steer", required=True)
-    s.add_argument("--smoke", type=flag, default=False)
-    s.add_argument("--no-huge", type=flag, default=False)
-    s.add_argument("--cpus", required=True)
-    s.add_argument("--rules-by", required=True)
-    s.add_argument("--others", default="", help="comma-separated pids")
-    s.add_argument("--command", default="")
     s.add_argument("--kernel-interface", required=True)
     s.add_argument("--kernel-backend", default="auto")
     s.add_argument("--netns", default="")
