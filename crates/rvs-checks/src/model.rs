@@ -168,7 +168,7 @@ pub struct RealServer {
 /// Options every checker has, with keepalived's inheritance already resolved
 /// (checker, else real server, else virtual server, else the checker type's default:
 /// `validate_check_config()` in check_data.c).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Common {
     /// Address probed; default the real server's (`queue_checker()` in check_api.c).
     pub connect_ip: Ipv4Addr,
@@ -193,7 +193,7 @@ pub struct Common {
     pub log_all_failures: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HttpProtocol {
     V1_0,
     V1_1,
@@ -201,7 +201,7 @@ pub enum HttpProtocol {
     V1_0C,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Url {
     pub path: String,
     /// MD5 of the body, 16 bytes from 32 hex characters.
@@ -211,7 +211,7 @@ pub struct Url {
     pub virtualhost: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HttpCheck {
     pub tls: bool,
     pub urls: Vec<Url>,
@@ -219,7 +219,7 @@ pub struct HttpCheck {
     pub http_protocol: Option<HttpProtocol>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MiscCheck {
     /// The command line as written (keepalived splits it into arguments itself).
     pub misc_path: String,
@@ -229,7 +229,7 @@ pub struct MiscCheck {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct UdpCheck {
     pub payload: Option<Vec<u8>>,
     pub require_reply: Option<Vec<u8>>,
@@ -239,7 +239,7 @@ pub struct UdpCheck {
     pub max_reply_length: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DnsCheck {
     /// Default SOA (DNS_DEFAULT_TYPE, check_dns.h).
     pub qtype: String,
@@ -247,7 +247,7 @@ pub struct DnsCheck {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CheckKind {
     Tcp,
     Http(HttpCheck),
@@ -256,7 +256,7 @@ pub enum CheckKind {
     Dns(DnsCheck),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checker {
     pub kind: CheckKind,
     /// MISC_CHECK has no connection: its connect_* fields are the real server's, unused.
