@@ -9,9 +9,13 @@
 #   the host's own stack on the appliance's ports (docs/operations.md, "The host's stack").
 #   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2"
 #   (RS2 also on :8000 and :21), UDP :53 answering "hello RSn <payload>" (scripts/lab-server.py).
+#   --checks FILE: rvs runs the health checks of FILE (keepalived.conf syntax), and a sorry server
+#   rvs-sorry 192.168.8.16 answers "hello SORRY" on :80 (for sorry_server 192.168.8.16 80).
 #
-# Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs]
+# Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--rules FILE]
+#                          [--checks FILE] [--no-rvs]
 #        scripts/lab.sh down | status | start-rvs [...] | stop-rvs
+#        scripts/lab.sh stop-server N | start-server N   (N = 1, 2: RSn's servers; tests use it)
 # Files: /run/rvs/lab.toml (the config rvs runs with), /run/rvs/rvs.log, /run/rvs/rvs.pid.
 set -euo pipefail
 
@@ -37,6 +41,8 @@ workers=1
 driver=af_packet
 start_rvs=1
 rules=""
+checks=""
+NS_SORRY=rvs-sorry
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -48,10 +54,12 @@ parse_opts() {
             --driver) driver=${2:?}; shift 2 ;;
             --no-rvs) start_rvs=0; shift ;;
             --rules) rules=${2:?}; shift 2 ;;
+            --checks) checks=${2:?}; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
     [[ "$workers" =~ ^[1-9][0-9]?$ ]] || die "--workers must be 1..99"
+    [ -z "$checks" ] || [ -r "$checks" ] || die "--checks $checks: no such readable file"
     case "$driver" in af_packet|af_xdp) ;; *) die "--driver must be af_packet or af_xdp" ;; esac
 }
 
@@ -114,28 +122,68 @@ topology_up() {
     done
 }
 
+# RS1: HTTP :80, UDP :53. RS2: HTTP :80, :8000 and :21 (the seeds' port-mapping example),
+# UDP :53. Both answer "hello RSn".
+RS_PORTS=("--tcp 80 --udp 53" "--tcp 80 --tcp 8000 --tcp 21 --udp 53")
+
+server_start() { # ns ip name ports pidname: a lab-server.py in ns, waited for until it answers
+    local ns=$1 ip=$2 name=$3 ports=$4 tag=$5 dir=$RUN/www-$5
+    mkdir -p "$dir"
+    echo "hello $name" > "$dir/index.html"
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" setsid "$PY" "$ROOT/scripts/lab-server.py" --bind "$ip" \
+        --name "$name" --dir "$dir" $ports >"$RUN/http-$tag.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/http-$tag.pid"
+}
+
+server_wait() { # ns ip name tag
+    local ns=$1 ip=$2 name=$3 tag=$4
+    for _ in $(seq 100); do
+        ip netns exec "$ns" curl -s -m 1 "http://$ip/" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    ip netns exec "$ns" curl -s -m 1 "http://$ip/" | grep -q "hello $name" \
+        || die "HTTP server on $ns did not come up ($(cat "$RUN/http-$tag.log"))"
+}
+
+server_stop() { # tag
+    if [ -f "$RUN/http-$1.pid" ]; then
+        local p
+        p=$(cat "$RUN/http-$1.pid")
+        kill "$p" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$RUN/http-$1.pid"
+    fi
+}
+
 servers_up() {
-    # RS1: HTTP :80, UDP :53. RS2: HTTP :80, :8000 and :21 (the seeds' port-mapping example),
-    # UDP :53. Both answer "hello RSn".
-    local ports=("--tcp 80 --udp 53" "--tcp 80 --tcp 8000 --tcp 21 --udp 53")
     for i in 0 1; do
-        local ns=${NS_RS[$i]} dir=$RUN/www-rs$((i+1))
-        mkdir -p "$dir"
-        echo "hello ${RS_NAME[$i]}" > "$dir/index.html"
-        # shellcheck disable=SC2086
-        ip netns exec "$ns" setsid "$PY" "$ROOT/scripts/lab-server.py" --bind "${RS_IP[$i]}" \
-            --name "${RS_NAME[$i]}" --dir "$dir" ${ports[$i]} \
-            >"$RUN/http-rs$((i+1)).log" 2>&1 < /dev/null &
-        echo $! > "$RUN/http-rs$((i+1)).pid"
+        server_start "${NS_RS[$i]}" "${RS_IP[$i]}" "${RS_NAME[$i]}" "${RS_PORTS[$i]}" "rs$((i+1))"
     done
     for i in 0 1; do
-        for _ in $(seq 100); do
-            ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" >/dev/null 2>&1 && break
-            sleep 0.1
-        done
-        ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" | grep -q "hello ${RS_NAME[$i]}" \
-            || die "HTTP server on ${NS_RS[$i]} did not come up ($(cat "$RUN/http-rs$((i+1)).log"))"
+        server_wait "${NS_RS[$i]}" "${RS_IP[$i]}" "${RS_NAME[$i]}" "rs$((i+1))"
     done
+}
+
+sorry_up() { # the sorry server of --checks labs: rvs-sorry 192.168.8.16, "hello SORRY" on :80
+    if ! ip netns list | grep -qw $NS_SORRY; then
+        ip netns add $NS_SORRY
+        ip -n $NS_SORRY link set lo up
+        veth rvs-sorry-s rvs-sorry-h
+        ip link set rvs-sorry-s netns $NS_SW
+        ip -n $NS_SW link set rvs-sorry-s master br0 up
+        quiet_link rvs-sorry-s $NS_SW
+        ip link set rvs-sorry-h netns $NS_SORRY
+        ip -n $NS_SORRY link set rvs-sorry-h name eth0
+        ip -n $NS_SORRY addr add 192.168.8.16/24 dev eth0
+        ip -n $NS_SORRY link set eth0 up
+        ip -n $NS_SORRY route add default via 192.168.8.13
+        quiet_link eth0 $NS_SORRY
+    fi
+    if ! { [ -f $RUN/http-sorry.pid ] && kill -0 "$(cat $RUN/http-sorry.pid)" 2>/dev/null; }; then
+        server_start $NS_SORRY 192.168.8.16 SORRY "--tcp 80" sorry
+        server_wait $NS_SORRY 192.168.8.16 SORRY sorry
+    fi
 }
 
 write_config() {
@@ -167,6 +215,9 @@ PY
     if [ -n "$rules" ]; then
         printf '\n[rules]\nfile = "%s"\n' "$(readlink -f "$rules")" >> "$CONF"
     fi
+    if [ -n "$checks" ]; then
+        printf '\n[checks]\nfile = "%s"\n' "$(readlink -f "$checks")" >> "$CONF"
+    fi
 }
 
 set_queues() { # n: active veth queues on both appliance links (AF_XDP binds queues 0..n-1;
@@ -189,6 +240,7 @@ rvs_start() {
         set_queues $QUEUES
     fi
     write_config
+    [ -z "$checks" ] || sorry_up
     if [ -f $PID ] && kill -0 "$(cat $PID)" 2>/dev/null; then die "rvs already running (pid $(cat $PID))"; fi
     setsid "$RVS_BIN" --config "$CONF" >"$LOG" 2>&1 < /dev/null &
     echo $! > $PID
@@ -226,11 +278,11 @@ rvs_stop() {
 
 down() {
     rvs_stop
-    for i in 1 2; do
-        [ -f $RUN/http-rs$i.pid ] && kill "$(cat $RUN/http-rs$i.pid)" 2>/dev/null || true
-        rm -f $RUN/http-rs$i.pid
+    for tag in rs1 rs2 sorry; do
+        [ -f $RUN/http-$tag.pid ] && kill "$(cat $RUN/http-$tag.pid)" 2>/dev/null || true
+        rm -f $RUN/http-$tag.pid
     done
-    for ns in $NS_CLIENT $NS_SW "${NS_RS[@]}"; do
+    for ns in $NS_CLIENT $NS_SW "${NS_RS[@]}" $NS_SORRY; do
         if ip netns list | grep -qw "$ns"; then
             ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
             ip netns del "$ns"
@@ -267,5 +319,17 @@ case "$cmd" in
     status) status ;;
     start-rvs) parse_opts "$@"; rvs_start ;;
     stop-rvs) rvs_stop ;;
-    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs" >&2; exit 2 ;;
+    stop-server|start-server)
+        n=${1:-}
+        [[ "$n" =~ ^[12]$ ]] || die "$cmd needs the real server's number, 1 or 2"
+        i=$((n-1))
+        if [ "$cmd" = stop-server ]; then
+            server_stop "rs$n"
+        else
+            server_stop "rs$n"
+            server_start "${NS_RS[$i]}" "${RS_IP[$i]}" "${RS_NAME[$i]}" "${RS_PORTS[$i]}" "rs$n"
+            server_wait "${NS_RS[$i]}" "${RS_IP[$i]}" "${RS_NAME[$i]}" "rs$n"
+        fi
+        ;;
+    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--checks FILE] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs | stop-server N | start-server N" >&2; exit 2 ;;
 esac

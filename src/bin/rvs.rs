@@ -45,6 +45,20 @@ fn main() {
     };
     if args.check {
         println!("{}: ok", args.config.display());
+        if let Some(f) = &cfg.checks.file {
+            match rvs_checks::engine::load(f) {
+                Ok((_, plan)) => println!(
+                    "{}: ok ({} services, {} probes)",
+                    f.display(),
+                    plan.services.len(),
+                    plan.probes.len()
+                ),
+                Err(e) => {
+                    eprintln!("rvs: error: checks {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         return;
     }
     if let Err(e) = rvs::control::app::run(cfg) {

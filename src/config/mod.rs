@@ -178,6 +178,8 @@ struct RawConfig {
     control: ControlConfig,
     #[serde(default)]
     rules: RulesConfig,
+    #[serde(default)]
+    checks: ChecksSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +282,16 @@ impl Default for ControlConfig {
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// An `rvsadm -S` (ipvsadm -S) style rules file applied at start.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksSection {
+    /// Health checks in keepalived.conf syntax (its virtual_server blocks); rvs owns the
+    /// services it defines. Needs the private port's kernel interface: checks leave from the
+    /// DIP through it.
     #[serde(default)]
     pub file: Option<PathBuf>,
 }
@@ -416,6 +428,7 @@ pub struct ApplianceConfig {
     pub tables: TablesConfig,
     pub control: ControlConfig,
     pub rules: RulesConfig,
+    pub checks: ChecksSection,
 }
 
 impl ApplianceConfig {
@@ -492,6 +505,13 @@ impl ApplianceConfig {
         if raw.eal.memory_mb < 64 {
             return Err(invalid("eal.memory_mb must be at least 64".into()));
         }
+        if raw.checks.file.is_some() && private.kernel.is_none() {
+            return Err(invalid(
+                "checks.file needs private.kernel_interface: health checks leave from the DIP \
+                 through the private port's kernel interface"
+                    .into(),
+            ));
+        }
         if raw.control.socket.as_os_str().is_empty() || !raw.control.socket.is_absolute() {
             return Err(invalid("control.socket must be an absolute path".into()));
         }
@@ -504,6 +524,7 @@ impl ApplianceConfig {
             tables: raw.tables,
             control: raw.control,
             rules: raw.rules,
+            checks: raw.checks,
         })
     }
 

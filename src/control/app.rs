@@ -2,7 +2,7 @@
 //! (`run_with_eal`), and teardown in a fixed order (`Appliance`). Once up, the main lcore runs
 //! the management core (`control::mgmt`); workers run on the other lcores.
 
-use super::mgmt::{management_loop, neigh_table, Mgmt, MgmtTx};
+use super::mgmt::{management_loop, neigh_table, IpvsApply, Mgmt, MgmtTx, Signals};
 use super::ports::{bring_up_port, choose_steering, tx_offload_names, PortUp};
 use super::server;
 use super::twin::Twins;
@@ -89,9 +89,16 @@ pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
     // Bind the control socket before EAL so "in use" fails fast and touches no device.
     let bound = server::bind(&cfg.control.socket, &cfg.control.group)?;
 
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, term.clone())
+    let sig = Signals {
+        term: Arc::new(AtomicBool::new(false)),
+        hup: Arc::new(AtomicBool::new(false)),
+    };
+    for (s, flag) in [
+        (signal_hook::consts::SIGINT, &sig.term),
+        (signal_hook::consts::SIGTERM, &sig.term),
+        (signal_hook::consts::SIGHUP, &sig.hup),
+    ] {
+        signal_hook::flag::register(s, flag.clone())
             .map_err(|e| AppError::Precheck(format!("cannot install signal handler: {e}")))?;
     }
 
@@ -107,7 +114,7 @@ pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
         ports: Vec::new(),
         _eal: eal,
     };
-    let result = run_with_eal(&cfg, bound, term, &mut app);
+    let result = run_with_eal(&cfg, bound, sig, &mut app);
     drop(app);
     if result.is_ok() {
         eprintln!("rvs: stopped");
@@ -133,7 +140,7 @@ struct Appliance {
 fn run_with_eal(
     cfg: &ApplianceConfig,
     bound: server::Bound,
-    term: Arc<AtomicBool>,
+    sig: Signals,
     app: &mut Appliance,
 ) -> Result<(), AppError> {
     let lcores = worker_lcores(cfg)?;
@@ -166,7 +173,7 @@ fn run_with_eal(
     tx.announce(&shared);
     report_ready(cfg, &ports.facts.macs);
 
-    management_loop(&mgmt, &mut tx, &mut twins, &term);
+    management_loop(&mgmt, &mut tx, &mut twins, &sig);
     // Shutdown: `Appliance` (dropped by the caller) disconnects the clients, stops the
     // workers and the ports, then cleans up the EAL.
     Ok(())
@@ -523,6 +530,7 @@ fn build_mgmt(
         ]),
         clock: TscClock::new(dpdk::tsc_hz()),
         ipvs: super::ipvs::Ipvs::new(shared.clone()),
+        checks: Mutex::new(None),
     });
     for r in PortRole::ALL {
         let t = mgmt.neigh.lock().unwrap_or_else(|e| e.into_inner());
@@ -531,8 +539,9 @@ fn build_mgmt(
     mgmt
 }
 
-/// Applies the rules file, if any, then serves the control socket (the server goes to
-/// `server`, in `Appliance`).
+/// Applies the rules file, if any, starts the health checks, if any (their services must not
+/// clash with the rules file's), then serves the control socket (the server goes to `server`,
+/// in `Appliance`).
 fn start_serving(
     cfg: &ApplianceConfig,
     mgmt: &Arc<Mgmt>,
@@ -544,6 +553,12 @@ fn start_serving(
         mgmt.ipvs
             .load_rules_file(path)
             .map_err(AppError::Precheck)?;
+    }
+    if let Some(path) = &cfg.checks.file {
+        let apply = Arc::new(IpvsApply(Arc::downgrade(mgmt)));
+        let checks = rvs_checks::engine::Checks::start(path, apply)
+            .map_err(|e| AppError::Precheck(format!("checks {e}")))?;
+        *mgmt.checks.lock().unwrap_or_else(|e| e.into_inner()) = Some(checks);
     }
     *server = Some(bound.serve(mgmt.clone()));
     Ok(())

@@ -15,6 +15,7 @@ use crate::dpdk::port::stats_of;
 use crate::dpdk::{self, Mempool, PortId, RingTx};
 use crate::lb::{PortRole, Snapshot};
 use crate::net::{arp, MacAddr};
+use rvs_checks::engine::{Apply, Checks};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,25 @@ pub(super) struct Mgmt {
     pub(super) clock: TscClock,
     /// The IPVS configuration and statistics (every ipvsadm request).
     pub(super) ipvs: super::ipvs::Ipvs,
+    /// The health checks, when `[checks] file` is configured; taken (and so stopped) when the
+    /// management loop ends.
+    pub(super) checks: Mutex<Option<Checks>>,
+}
+
+/// How the checks change the IPVS table: as one `restore`, all or nothing. Weak, so that the
+/// checks (owned by `Mgmt`) do not keep `Mgmt` alive.
+pub(super) struct IpvsApply(pub(super) std::sync::Weak<Mgmt>);
+
+impl Apply for IpvsApply {
+    fn apply(&self, ops: Vec<Request>) -> Result<(), String> {
+        let mgmt = self.0.upgrade().ok_or("the appliance is stopping")?;
+        let r = mgmt.ipvs.handle(Request::Restore { ops, lines: None });
+        if r.ok {
+            Ok(())
+        } else {
+            Err(r.error.unwrap_or_else(|| "refused".into()))
+        }
+    }
 }
 
 impl Handler for Mgmt {
@@ -55,7 +75,25 @@ impl Handler for Mgmt {
                     .collect();
                 json_ok(&NeighReply { ports: rows })
             }
+            Request::ListChecks => self.with_checks(|c| c.list().map(|r| json_ok(&r))),
+            Request::ReloadChecks => self.with_checks(|c| {
+                c.reload()
+                    .map(|s| Response::ok(serde_json::json!({ "summary": s })))
+            }),
             other => self.ipvs.handle(other),
+        }
+    }
+}
+
+impl Mgmt {
+    fn with_checks(&self, f: impl FnOnce(&Checks) -> Result<Response, String>) -> Response {
+        let checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        match checks.as_ref() {
+            None => Response::err(
+                "no health checks: the appliance runs without a [checks] file",
+                1,
+            ),
+            Some(c) => f(c).unwrap_or_else(|e| Response::err(e, 1)),
         }
     }
 }
@@ -232,12 +270,34 @@ pub(super) fn neigh_table(iface: &Interface, capacity: usize, timers: NeighTimer
     t
 }
 
-pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, term: &AtomicBool) {
+/// The signals the management loop acts on.
+pub(super) struct Signals {
+    /// SIGINT/SIGTERM: stop.
+    pub(super) term: Arc<AtomicBool>,
+    /// SIGHUP: reload the checks file.
+    pub(super) hup: Arc<AtomicBool>,
+}
+
+pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, sig: &Signals) {
     let shared = &mgmt.shared;
     let mut last_tick = 0u64;
     let mut last_garp = mgmt.clock.ns(dpdk::tsc());
     let mut garps_left = 2u32;
-    while !term.load(Ordering::Relaxed) {
+    while !sig.term.load(Ordering::Relaxed) {
+        if sig.hup.swap(false, Ordering::Relaxed) {
+            match mgmt
+                .checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                Some(c) => {
+                    tracing::info!("SIGHUP: reloading the checks file");
+                    c.reload_async()
+                }
+                None => tracing::info!("SIGHUP: no checks file configured, nothing to reload"),
+            }
+        }
         let now = mgmt.clock.ns(dpdk::tsc());
         let mut acts = [NeighActions::default(), NeighActions::default()];
         {
@@ -295,4 +355,6 @@ pub(super) fn management_loop(mgmt: &Mgmt, tx: &mut MgmtTx, twins: &mut Twins, t
         };
         std::thread::sleep(Duration::from_micros(pause));
     }
+    // Stop the checker thread before the workers and ports go: it publishes configurations.
+    drop(mgmt.checks.lock().unwrap_or_else(|e| e.into_inner()).take());
 }

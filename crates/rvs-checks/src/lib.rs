@@ -10,14 +10,20 @@
 )]
 
 mod checker;
+pub mod engine;
 mod lex;
 mod model;
 mod parse;
+pub mod plan;
+pub mod probe;
+pub mod state;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_state;
 
 use std::path::Path;
 

@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod checks;
 pub mod ipvs;
 pub mod ipvsadm;
 pub mod model;

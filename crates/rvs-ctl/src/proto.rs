@@ -76,6 +76,10 @@ pub enum Request {
     PortStats,
     /// The neighbour (ARP) tables of both ports.
     Neighbours,
+    /// Every health checker's state: answers a [`super::checks::ChecksReport`].
+    ListChecks,
+    /// Re-reads the checks file and applies the difference (as SIGHUP does).
+    ReloadChecks,
 
     /// `-A`: add a virtual service.
     AddService {
@@ -156,6 +160,8 @@ impl Request {
             Request::Ping => "ping",
             Request::PortStats => "port_stats",
             Request::Neighbours => "neighbours",
+            Request::ListChecks => "list_checks",
+            Request::ReloadChecks => "reload_checks",
             Request::AddService { .. } => "add_service",
             Request::EditService { .. } => "edit_service",
             Request::DeleteService { .. } => "delete_service",

@@ -56,6 +56,19 @@ pub struct ProbeCx {
 }
 
 /// Runs one attempt.
-pub async fn probe(spec: &ProbeSpec, cx: &ProbeCx) -> Verdict {
-    todo!("helper: implement per kind")
+pub async fn probe(spec: &ProbeSpec, _cx: &ProbeCx) -> Verdict {
+    Verdict::Down(Failure {
+        reason: "not implemented".into(),
+        log: format!("{spec:?}"),
+    })
+}
+
+/// keepalived's line when a checker succeeds after failing.
+pub fn success_log(spec: &ProbeSpec) -> String {
+    format!("{:?} success.", spec.connect_ip)
+}
+
+/// The TLS client configuration of SSL_GET from the `SSL { }` block.
+pub fn tls_config(_ssl: Option<&crate::SslContext>) -> Result<Arc<rustls::ClientConfig>, String> {
+    Err("SSL_GET not implemented yet".into())
 }

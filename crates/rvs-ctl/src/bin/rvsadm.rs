@@ -1,7 +1,8 @@
 //! rvsadm: the ipvsadm-compatible client of the rvs control socket.
 //!
 //! ipvsadm's commands, options, output and exit codes (see `rvsadm -h`), plus rvs extras:
-//! `--stats-ports` (per-port and per-worker counters), `--neigh` (neighbour tables), `--json`
+//! `--stats-ports` (per-port and per-worker counters), `--neigh` (neighbour tables),
+//! `--list-checks` / `--reload-checks` (the health checks), `--json`
 //! (machine-readable listings), `--expire-conns` (with `-d`), the firewall-mark rule commands
 //! (`--add-mark`, `--del-mark`, `--list-marks`) and `--socket PATH` (default
 //! /run/rvs/rvs.sock, or $RVS_SOCKET). The protocol is docs/control-api.md.
@@ -24,6 +25,8 @@ struct Extras {
     expire_conns: bool,
     stats_ports: bool,
     neigh: bool,
+    list_checks: bool,
+    reload_checks: bool,
 }
 
 /// Takes rvs's own options out of argv, leaving ipvsadm's.
@@ -36,6 +39,8 @@ fn split_extras(argv: Vec<String>) -> Result<(Extras, Vec<String>), String> {
         expire_conns: false,
         stats_ports: false,
         neigh: false,
+        list_checks: false,
+        reload_checks: false,
     };
     let mut rest = Vec::new();
     let mut it = argv.into_iter();
@@ -48,6 +53,8 @@ fn split_extras(argv: Vec<String>) -> Result<(Extras, Vec<String>), String> {
             "--expire-conns" => ex.expire_conns = true,
             "--stats-ports" => ex.stats_ports = true,
             "--neigh" | "--neighbours" => ex.neigh = true,
+            "--list-checks" => ex.list_checks = true,
+            "--reload-checks" => ex.reload_checks = true,
             "--socket" => {
                 ex.socket = it
                     .next()
@@ -244,6 +251,25 @@ fn neigh(ex: &Extras) {
     }
 }
 
+fn list_checks(ex: &Extras) {
+    let r = request(ex, Request::ListChecks);
+    if ex.json && r.ok {
+        print_json(&r.data);
+        return;
+    }
+    let c: rvs_ctl::checks::ChecksReport = data_or_exit(r);
+    print!("{}", rvs_ctl::checks::format_text(&c));
+}
+
+fn reload_checks(ex: &Extras) {
+    #[derive(serde::Deserialize)]
+    struct Reloaded {
+        summary: String,
+    }
+    let r: Reloaded = data_or_exit(request(ex, Request::ReloadChecks));
+    println!("{}", r.summary);
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let (ex, rest) = match split_extras(argv) {
@@ -253,10 +279,18 @@ fn main() {
             exit(2);
         }
     };
-    if ex.stats_ports || ex.neigh {
+    if ex.stats_ports || ex.neigh || ex.list_checks || ex.reload_checks {
         if rest.len() > 1 {
-            eprintln!("--stats-ports and --neigh take no ipvsadm options");
+            eprintln!(
+                "--stats-ports, --neigh, --list-checks and --reload-checks take no ipvsadm options"
+            );
             exit(2);
+        }
+        if ex.reload_checks {
+            reload_checks(&ex);
+        }
+        if ex.list_checks {
+            list_checks(&ex);
         }
         if ex.stats_ports {
             stats_ports(&ex);

@@ -200,9 +200,14 @@ impl Ipvs {
                 self.change(|c, cores| c.restore(&ops, lines.as_deref(), cores))?;
                 Ok(Response::ok(serde_json::Value::Null))
             }
-            Request::Ping | Request::PortStats | Request::Neighbours => Err(OpError::rejected(
-                format!("'{}' is not an IPVS request", req.name()),
-            )),
+            Request::Ping
+            | Request::PortStats
+            | Request::Neighbours
+            | Request::ListChecks
+            | Request::ReloadChecks => Err(OpError::rejected(format!(
+                "'{}' is not an IPVS request",
+                req.name()
+            ))),
             op => {
                 self.change(|c, cores| c.apply(&op, cores))?;
                 Ok(Response::ok(serde_json::Value::Null))

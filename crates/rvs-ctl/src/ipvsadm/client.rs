@@ -61,6 +61,8 @@ rvs extras:
                                       connections
   {P} --stats-ports                   per-port and per-worker counters
   {P} --neigh                         neighbour (ARP) tables
+  {P} --list-checks                   health checkers: state, last result, last change
+  {P} --reload-checks                 re-read the checks file, apply the difference (SIGHUP)
   --json                              listings as JSON
   --socket path                       control socket (default /run/rvs/rvs.sock, $RVS_SOCKET)
 rvs forwards by masquerading only: give -m with -a/-e (ipvsadm's default is -g).

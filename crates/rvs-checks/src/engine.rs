@@ -1,0 +1,440 @@
+//! The checker thread: a single-threaded tokio runtime running one task per distinct probe,
+//! the [`State`] they report to, and the commands of the control socket (list, reload). IPVS
+//! changes go out through [`Apply`], all or nothing per change. Nothing here runs on a worker
+//! or on the management core: a slow server or a hanging script costs a timer, not a core.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as smpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rvs_ctl::checks::{CheckerReport, ChecksReport, RsReport, VsReport};
+use rvs_ctl::proto::Request;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::plan::{kind_name, plan, target_of, Plan};
+use crate::probe::{self, ProbeCx};
+use crate::state::{Action, ProbeId, State};
+use crate::ChecksConfig;
+
+/// How the checks change the IPVS table.
+pub trait Apply: Send + Sync + 'static {
+    /// Applies `ops` all or nothing; Err is the refusal's message.
+    fn apply(&self, ops: Vec<Request>) -> Result<(), String>;
+}
+
+/// A script (notify_*, quorum_*) that runs longer than this is killed.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The heartbeat's period; `--list-checks` calls the thread stalled after 2 s without one.
+const HEARTBEAT: Duration = Duration::from_millis(100);
+/// How long a control request waits for the checker thread.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+enum Cmd {
+    List(smpsc::SyncSender<ChecksReport>),
+    /// Reload; the reply (if asked for) is the summary line or the error.
+    Reload(Option<smpsc::SyncSender<Result<String, String>>>),
+}
+
+/// The running checks, as the appliance holds them. Dropping it stops the thread (the IPVS
+/// services stay as they are: the appliance is stopping anyway).
+pub struct Checks {
+    tx: mpsc::UnboundedSender<Cmd>,
+    heartbeat_ms: Arc<AtomicU64>,
+    epoch: Instant,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Reads and checks the file: what `rvs --check` and every (re)load run.
+pub fn load(path: &Path) -> Result<(ChecksConfig, Plan), String> {
+    let cfg = crate::parse_file(path).map_err(|e| e.to_string())?;
+    let p = plan(&cfg).map_err(|e| e.to_string())?;
+    Ok((cfg, p))
+}
+
+fn probe_cx(cfg: &ChecksConfig, p: &Plan) -> Result<ProbeCx, String> {
+    let tls = p
+        .probes
+        .iter()
+        .any(|x| matches!(&x.spec.kind, crate::CheckKind::Http(h) if h.tls));
+    if !tls {
+        return Ok(ProbeCx::default());
+    }
+    Ok(ProbeCx {
+        tls: Some(probe::tls_config(cfg.ssl.as_ref())?),
+    })
+}
+
+struct Inner {
+    state: State,
+    apply: Arc<dyn Apply>,
+    cx: Rc<ProbeCx>,
+    tasks: HashMap<ProbeId, AbortHandle>,
+    file: PathBuf,
+    loaded: Instant,
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+fn act(acts: Vec<Action>) {
+    for a in acts {
+        match a {
+            Action::Info(l) => tracing::info!(target: "rvs::checks", "{l}"),
+            Action::Warn(l) => tracing::warn!(target: "rvs::checks", "{l}"),
+            Action::Run(s) => {
+                tokio::task::spawn_local(run_script(s));
+            }
+        }
+    }
+}
+
+/// keepalived splits a script line into words itself; no shell is involved.
+async fn run_script(line: String) {
+    let mut words = line.split_whitespace();
+    let Some(prog) = words.next() else { return };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(words).kill_on_drop(true);
+    match cmd.spawn() {
+        Ok(mut child) => match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait()).await {
+            Ok(Ok(st)) if !st.success() => {
+                tracing::warn!(target: "rvs::checks", "script {line}: {st}")
+            }
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(target: "rvs::checks", "script {line}: killed after {}s", SCRIPT_TIMEOUT.as_secs());
+                let _ = child.kill().await;
+            }
+        },
+        Err(e) => tracing::warn!(target: "rvs::checks", "script {line}: cannot run: {e}"),
+    }
+}
+
+impl Inner {
+    /// Reconciles and applies. A refused batch is retried one operation at a time so that
+    /// one stale entry (say, a real server an operator deleted by hand) does not freeze the
+    /// checks of everything else.
+    fn sync_table(&mut self, now: Instant) {
+        let mut acts = Vec::new();
+        let (ops, desired) = self.state.reconcile(now, &mut acts);
+        act(acts);
+        if ops.is_empty() {
+            self.state.commit(desired);
+            return;
+        }
+        if let Err(e) = self.apply.apply(ops.clone()) {
+            tracing::warn!(target: "rvs::checks", "IPVS change refused ({e}); applying it operation by operation");
+            for op in ops {
+                let name = op.name();
+                if let Err(e) = self.apply.apply(vec![op]) {
+                    tracing::warn!(target: "rvs::checks", "{name}: {e}");
+                }
+            }
+        }
+        self.state.commit(desired);
+    }
+}
+
+async fn run_probe(id: ProbeId, sh: Shared) {
+    let (spec, warmup, cx) = {
+        let s = sh.borrow();
+        let Some(p) = s.state.probes.get(&id) else {
+            return;
+        };
+        (p.plan.spec.clone(), p.plan.warmup, s.cx.clone())
+    };
+    // keepalived spreads the first checks over 0..warmup so a restart is not a thundering herd.
+    let ms = warmup.as_millis().min(u128::from(u32::MAX)) as u64;
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ms))).await;
+    loop {
+        let v = probe::probe(&spec, &cx).await;
+        let next = {
+            let mut inner = sh.borrow_mut();
+            let now = Instant::now();
+            let mut acts = Vec::new();
+            let r = inner.state.on_result(id, v, now, &mut acts);
+            act(acts);
+            if let Some((_, true)) = r {
+                inner.sync_table(now);
+            }
+            r
+        };
+        match next {
+            Some((d, _)) => tokio::time::sleep(d).await,
+            None => return,
+        }
+    }
+}
+
+fn spawn_probes(sh: &Shared, ids: &[ProbeId]) {
+    for &id in ids {
+        let h = tokio::task::spawn_local(run_probe(id, sh.clone()));
+        sh.borrow_mut().tasks.insert(id, h.abort_handle());
+    }
+}
+
+fn reload(sh: &Shared) -> Result<String, String> {
+    let file = sh.borrow().file.clone();
+    let (cfg, p) = load(&file)?;
+    let cx = probe_cx(&cfg, &p)?;
+    let now = Instant::now();
+    let mut inner = sh.borrow_mut();
+    let mut next = inner.state.clone();
+    let (started, stopped) = next.reload(p, now);
+    let mut acts = Vec::new();
+    let (ops, desired) = next.reconcile(now, &mut acts);
+    let nops = ops.len();
+    if !ops.is_empty() {
+        inner.apply.apply(ops).map_err(|e| {
+            format!(
+                "{}: not applied, the running checks are unchanged: {e}",
+                file.display()
+            )
+        })?;
+    }
+    act(acts);
+    next.commit(desired);
+    inner.state = next;
+    inner.cx = Rc::new(cx);
+    inner.loaded = now;
+    for id in &stopped {
+        if let Some(h) = inner.tasks.remove(id) {
+            h.abort();
+        }
+    }
+    let summary = format!(
+        "{}: reloaded, {} services, {} probes ({} new, {} stopped, the others keep their state), {} IPVS operations",
+        file.display(),
+        inner.state.plan.services.len(),
+        inner.state.plan.probes.len(),
+        started.len(),
+        stopped.len(),
+        nops
+    );
+    drop(inner);
+    spawn_probes(sh, &started);
+    Ok(summary)
+}
+
+fn report(inner: &Inner, heartbeat_secs: f64) -> ChecksReport {
+    let now = Instant::now();
+    let secs = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+    let st = &inner.state;
+    let services = st
+        .plan
+        .services
+        .iter()
+        .map(|vs| {
+            let key = vs.key();
+            let quorum_up = st.quorum_up.get(&key).copied().unwrap_or(true);
+            VsReport {
+                service: match vs.conf.proto {
+                    rvs_ctl::model::ServiceProto::Fwmark => format!("FWM  {}", vs.conf.fwmark),
+                    p => format!(
+                        "{}  {}:{}",
+                        if p == rvs_ctl::model::ServiceProto::Udp {
+                            "UDP"
+                        } else {
+                            "TCP"
+                        },
+                        vs.conf.addr,
+                        vs.conf.port
+                    ),
+                },
+                quorum: vs.quorum,
+                hysteresis: vs.hysteresis,
+                alive_weight: st.live_weight_of(vs),
+                quorum_up,
+                sorry_server: vs.sorry_dest(0).map(|d| format!("{}:{}", d.addr, d.port)),
+                sorry_active: !quorum_up && vs.sorry.is_some(),
+                real_servers: vs
+                    .real_servers
+                    .iter()
+                    .map(|rs| {
+                        let m = st.members.get(&(key, rs.addr, rs.port));
+                        RsReport {
+                            server: format!("{}:{}", rs.addr, rs.port),
+                            up: m.is_some_and(|m| m.alive),
+                            weight: rs.weight,
+                            table_weight: st.table_weight(&key, rs.addr, rs.port),
+                            inhibit_on_failure: rs.inhibit_on_failure,
+                            changed_secs: m.map(|m| secs(m.changed)).unwrap_or(0.0),
+                            checkers: rs
+                                .probes
+                                .iter()
+                                .filter_map(|&i| st.probes.get(&st.ids[i]))
+                                .map(|p| CheckerReport {
+                                    kind: kind_name(&p.plan.spec.kind).to_string(),
+                                    target: target_of(&p.plan.spec),
+                                    up: p.up,
+                                    last_result: p.last.as_ref().map(|(_, r)| {
+                                        r.clone().unwrap_or_else(|| "ok".to_string())
+                                    }),
+                                    last_secs: p.last.as_ref().map(|(t, _)| secs(*t)),
+                                    changed_secs: secs(p.changed),
+                                    failures: p.failures,
+                                    attempts: p.attempts,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    ChecksReport {
+        file: inner.file.display().to_string(),
+        loaded_secs: secs(inner.loaded),
+        heartbeat_secs,
+        probes: st.probes.len(),
+        virtual_servers: services,
+    }
+}
+
+impl Checks {
+    /// Loads the file, puts its services into the IPVS table (all or nothing: an error here
+    /// means rvs must not start) and starts the checker thread.
+    pub fn start(file: &Path, apply: Arc<dyn Apply>) -> Result<Checks, String> {
+        let (cfg, p) = load(file)?;
+        for ig in &cfg.ignored {
+            tracing::info!(target: "rvs::checks", "{}:{}: {}: ignored (not about LVS)", ig.at.file, ig.at.line, ig.keyword);
+        }
+        let cx = probe_cx(&cfg, &p)?;
+        let now = Instant::now();
+        let mut state = State::new(p, now);
+        let mut acts = Vec::new();
+        let (ops, desired) = state.reconcile(now, &mut acts);
+        if !ops.is_empty() {
+            apply
+                .apply(ops)
+                .map_err(|e| format!("{}: cannot set up its services: {e}", file.display()))?;
+        }
+        state.commit(desired);
+        tracing::info!(
+            target: "rvs::checks",
+            "{}: {} services, {} real servers, {} probes",
+            file.display(),
+            state.plan.services.len(),
+            state.members.len(),
+            state.probes.len()
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let heartbeat_ms = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let hb = heartbeat_ms.clone();
+        let file = file.to_path_buf();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("checker runtime: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name("rvs-checks".into())
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                let inner = Inner {
+                    state,
+                    apply,
+                    cx: Rc::new(cx),
+                    tasks: HashMap::new(),
+                    file,
+                    loaded: now,
+                };
+                local.block_on(&rt, serve(Rc::new(RefCell::new(inner)), rx, hb, epoch));
+            })
+            .map_err(|e| format!("checker thread: {e}"))?;
+        Ok(Checks {
+            tx,
+            heartbeat_ms,
+            epoch,
+            thread: Some(thread),
+        })
+    }
+
+    fn heartbeat_secs(&self) -> f64 {
+        let last = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last).as_secs_f64()
+    }
+
+    /// The state of every checker, or why the checker thread cannot say.
+    pub fn list(&self) -> Result<ChecksReport, String> {
+        let (tx, rx) = smpsc::sync_channel(1);
+        self.tx
+            .send(Cmd::List(tx))
+            .map_err(|_| "the checker thread has stopped".to_string())?;
+        rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| {
+            format!(
+                "the checker thread does not answer (last heartbeat {:.1} s ago)",
+                self.heartbeat_secs()
+            )
+        })
+    }
+
+    /// Re-reads the file and applies the difference; the summary or why nothing changed.
+    pub fn reload(&self) -> Result<String, String> {
+        let (tx, rx) = smpsc::sync_channel(1);
+        self.tx
+            .send(Cmd::Reload(Some(tx)))
+            .map_err(|_| "the checker thread has stopped".to_string())?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| "the checker thread does not answer".to_string())?
+    }
+
+    /// [`Checks::reload`] without waiting (SIGHUP): the outcome is logged.
+    pub fn reload_async(&self) {
+        let _ = self.tx.send(Cmd::Reload(None));
+    }
+}
+
+impl Drop for Checks {
+    fn drop(&mut self) {
+        // Closing the channel ends `serve`; the runtime drops (aborts) every probe task.
+        let (dead, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.tx, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    sh: Shared,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    hb: Arc<AtomicU64>,
+    epoch: Instant,
+) {
+    let ids = sh.borrow().state.ids.clone();
+    spawn_probes(&sh, &ids);
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                hb.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+            cmd = rx.recv() => match cmd {
+                None => break,
+                Some(Cmd::List(reply)) => {
+                    let last = Duration::from_millis(hb.load(Ordering::Relaxed));
+                    let age = epoch.elapsed().saturating_sub(last).as_secs_f64();
+                    let _ = reply.try_send(report(&sh.borrow(), age));
+                }
+                Some(Cmd::Reload(reply)) => {
+                    let r = reload(&sh);
+                    match &r {
+                        Ok(s) => tracing::info!(target: "rvs::checks", "{s}"),
+                        Err(e) => tracing::error!(target: "rvs::checks", "reload: {e}"),
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.try_send(r);
+                    }
+                }
+            }
+        }
+    }
+    let tasks: Vec<AbortHandle> = sh.borrow_mut().tasks.drain().map(|(_, h)| h).collect();
+    for h in tasks {
+        h.abort();
+    }
+}
