@@ -94,3 +94,23 @@ fn subnet_broadcasts() {
     assert!(!c.public.is_subnet_broadcast(Ipv4Addr::new(10, 0, 0, 254)));
     assert!(!c.public.is_subnet_broadcast(Ipv4Addr::new(10, 0, 1, 255)));
 }
+
+#[test]
+fn checks_need_the_private_twin() {
+    let with = format!("{LAB}\n[checks]\nfile = \"/etc/rvs/keepalived.conf\"\n");
+    // LAB has a public twin only: the checks would have no way to the real servers.
+    let e = parse(&with).unwrap_err().to_string();
+    assert!(
+        e.contains("checks.file needs private.kernel_interface"),
+        "{e}"
+    );
+    let both = with.replace(
+        "addresses = [\"192.168.8.13/24\"]",
+        "addresses = [\"192.168.8.13/24\"]\nkernel_interface = \"rvs-priv-k\"",
+    );
+    let c = parse(&both).unwrap();
+    assert_eq!(
+        c.checks.file.as_deref(),
+        Some(std::path::Path::new("/etc/rvs/keepalived.conf"))
+    );
+}
