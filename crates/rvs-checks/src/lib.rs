@@ -13,6 +13,7 @@ mod checker;
 mod lex;
 mod model;
 mod parse;
+pub mod probe;
 
 #[cfg(test)]
 mod tests;
