@@ -15,6 +15,8 @@ mod tls;
 mod udp;
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests_misc;
 #[cfg(test)]
 mod tests_tcp_http;
