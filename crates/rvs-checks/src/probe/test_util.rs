@@ -40,7 +40,6 @@ pub fn closed_tcp_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[allow(dead_code)] // until the UDP tests use it
 pub fn closed_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.local_addr().unwrap().port()
