@@ -117,6 +117,27 @@ async fn tcp_bind_if_unknown_device_is_a_failure() {
 }
 
 #[tokio::test]
+async fn tcp_fwmark_is_set_or_refused() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut s = spec(CheckKind::Tcp, port, ms(1000));
+    s.fwmark = Some(7);
+    // SO_MARK needs CAP_NET_ADMIN: as root the probe runs, else it fails with a reason.
+    match probe(&s, &ProbeCx::default()).await {
+        Verdict::Up => assert!(nix::unistd::Uid::effective().is_root()),
+        v => {
+            let f = failure(v);
+            assert!(f.reason.starts_with("fwmark: "), "{}", f.reason);
+            assert!(
+                f.log.starts_with("Error setting fwmark 7 to socket: "),
+                "{}",
+                f.log
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn http_up_sends_keepalived_request() {
     let (port, srv) = http_server(vec![
         b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
