@@ -101,7 +101,8 @@ pub struct ProbeCx {
 /// Runs one attempt.
 pub async fn probe(spec: &ProbeSpec, cx: &ProbeCx) -> Verdict {
     // The probe's future is as large as its largest kind's; HTTP (TLS), DNS and MISC ones
-    // are boxed so that the TCP probe, the one run by the ten thousand, stays small to move.
+    // are boxed so that the TCP probe, the one run thousands of times a second, stays small
+    // to move (536 bytes, from 2.8 KB).
     if let CheckKind::Misc(m) = &spec.kind {
         // The child process needs killing and reaping on expiry: misc handles its deadline.
         return Box::pin(misc::probe(spec, m)).await;

@@ -1,6 +1,7 @@
 //! Helpers shared by the probe tests: specs aimed at 127.0.0.1 and small loopback servers.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -86,4 +87,12 @@ pub async fn write_and_close<S: AsyncWrite + Unpin>(s: &mut S, reply: &[u8]) {
 pub fn plain_get(path: &str, port: u16) -> Vec<u8> {
     format!("GET {path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 127.0.0.1:{port}\r\n\r\n")
         .into_bytes()
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rvs-probe-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }

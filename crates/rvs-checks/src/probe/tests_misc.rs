@@ -1,6 +1,5 @@
 //! MISC_CHECK: exit codes, signals, the deadline (the group killed and reaped), arguments.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::test_util::*;
@@ -19,14 +18,6 @@ fn misc(path: &str, dynamic: bool, timeout_ms: u64) -> ProbeSpec {
 
 async fn run(s: &ProbeSpec) -> Verdict {
     probe(s, &ProbeCx::default()).await
-}
-
-/// A fresh directory for one test's scripts and the files they write.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvs-probe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Running or stopped, not gone and not a zombie.

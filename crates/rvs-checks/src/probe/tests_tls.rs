@@ -1,7 +1,6 @@
 //! SSL_GET against a rustls server with a self-signed certificate (rcgen), and the client
 //! context built from an `SSL { }` block.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
@@ -183,13 +182,6 @@ async fn ssl_silent_server_times_out_connecting() {
         f.log,
         format!("Timeout connecting server [127.0.0.1]:tcp:{port}.")
     );
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvs-probe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn write(d: &std::path::Path, name: &str, text: &str) -> Option<String> {
