@@ -3,6 +3,9 @@
 //! `virtual_server_group`, `SSL`); the other top-level sections are skipped whole and listed in
 //! [`ChecksConfig::ignored`] so that the caller can log one line each. Parsing returns the whole
 //! configuration or one error naming file, line and keyword: never a partial result.
+//!
+//! [`probe`] runs one attempt of a checker (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
+//! UDP_CHECK, DNS_CHECK) as keepalived 2.x does, on the caller's tokio runtime.
 // Input paths never panic: no unwrap, expect or panic outside tests (tests may).
 #![cfg_attr(
     not(test),
