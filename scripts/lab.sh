@@ -12,6 +12,8 @@
 #
 # Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs]
 #        scripts/lab.sh down | status | start-rvs [...] | stop-rvs
+#        scripts/lab.sh stop-server N | start-server N   (real server N = 1 or 2: its HTTP and
+#                                                         UDP servers, for health-check tests)
 # Files: /run/rvs/lab.toml (the config rvs runs with), /run/rvs/rvs.log, /run/rvs/rvs.pid.
 set -euo pipefail
 
@@ -114,28 +116,44 @@ topology_up() {
     done
 }
 
-servers_up() {
+server_start() { # i (0 or 1): starts real server i+1's servers and waits for its HTTP
     # RS1: HTTP :80, UDP :53. RS2: HTTP :80, :8000 and :21 (the seeds' port-mapping example),
     # UDP :53. Both answer "hello RSn".
+    local i=$1
     local ports=("--tcp 80 --udp 53" "--tcp 80 --tcp 8000 --tcp 21 --udp 53")
-    for i in 0 1; do
-        local ns=${NS_RS[$i]} dir=$RUN/www-rs$((i+1))
-        mkdir -p "$dir"
-        echo "hello ${RS_NAME[$i]}" > "$dir/index.html"
-        # shellcheck disable=SC2086
-        ip netns exec "$ns" setsid "$PY" "$ROOT/scripts/lab-server.py" --bind "${RS_IP[$i]}" \
-            --name "${RS_NAME[$i]}" --dir "$dir" ${ports[$i]} \
-            >"$RUN/http-rs$((i+1)).log" 2>&1 < /dev/null &
-        echo $! > "$RUN/http-rs$((i+1)).pid"
+    local ns=${NS_RS[$i]} dir=$RUN/www-rs$((i+1))
+    mkdir -p "$dir"
+    echo "hello ${RS_NAME[$i]}" > "$dir/index.html"
+    # shellcheck disable=SC2086
+    ip netns exec "$ns" setsid "$PY" "$ROOT/scripts/lab-server.py" --bind "${RS_IP[$i]}" \
+        --name "${RS_NAME[$i]}" --dir "$dir" ${ports[$i]} \
+        >"$RUN/http-rs$((i+1)).log" 2>&1 < /dev/null &
+    echo $! > "$RUN/http-rs$((i+1)).pid"
+}
+
+server_wait() { # i: waits until real server i+1 answers HTTP
+    local i=$1
+    for _ in $(seq 100); do
+        ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" >/dev/null 2>&1 && break
+        sleep 0.1
     done
-    for i in 0 1; do
-        for _ in $(seq 100); do
-            ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" >/dev/null 2>&1 && break
-            sleep 0.1
-        done
-        ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" | grep -q "hello ${RS_NAME[$i]}" \
-            || die "HTTP server on ${NS_RS[$i]} did not come up ($(cat "$RUN/http-rs$((i+1)).log"))"
-    done
+    ip netns exec "${NS_RS[$i]}" curl -s -m 1 "http://${RS_IP[$i]}/" | grep -q "hello ${RS_NAME[$i]}" \
+        || die "HTTP server on ${NS_RS[$i]} did not come up ($(cat "$RUN/http-rs$((i+1)).log"))"
+}
+
+server_stop() { # i: stops real server i+1's servers (the namespace and its address stay)
+    local i=$1 f=$RUN/http-rs$((i+1)).pid p
+    if [ -f "$f" ]; then
+        p=$(cat "$f")
+        kill "$p" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$f"
+    fi
+}
+
+servers_up() {
+    for i in 0 1; do server_start $i; done
+    for i in 0 1; do server_wait $i; done
 }
 
 write_config() {
@@ -226,10 +244,7 @@ rvs_stop() {
 
 down() {
     rvs_stop
-    for i in 1 2; do
-        [ -f $RUN/http-rs$i.pid ] && kill "$(cat $RUN/http-rs$i.pid)" 2>/dev/null || true
-        rm -f $RUN/http-rs$i.pid
-    done
+    for i in 0 1; do server_stop $i; done
     for ns in $NS_CLIENT $NS_SW "${NS_RS[@]}"; do
         if ip netns list | grep -qw "$ns"; then
             ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
@@ -267,5 +282,10 @@ case "$cmd" in
     status) status ;;
     start-rvs) parse_opts "$@"; rvs_start ;;
     stop-rvs) rvs_stop ;;
-    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs" >&2; exit 2 ;;
+    stop-server|start-server)
+        case "${1:-}" in 1|2) ;; *) die "usage: $0 $cmd 1|2" ;; esac
+        server_stop $(($1 - 1))
+        if [ "$cmd" = start-server ]; then server_start $(($1 - 1)); server_wait $(($1 - 1)); fi
+        ;;
+    *) echo "usage: $0 up [--workers N] [--driver af_packet|af_xdp] [--rules FILE] [--no-rvs] | down | status | start-rvs [opts] | stop-rvs | stop-server N | start-server N" >&2; exit 2 ;;
 esac
