@@ -142,7 +142,8 @@ server_wait() { # i: waits until real server i+1 answers HTTP
 }
 
 server_stop() { # i: stops real server i+1's servers (the namespace and its address stay)
-    local i=$1 f=$RUN/http-rs$((i+1)).pid p
+    local i=$1 p
+    local f=$RUN/http-rs$((i+1)).pid
     if [ -f "$f" ]; then
         p=$(cat "$f")
         kill "$p" 2>/dev/null || true
