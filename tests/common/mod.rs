@@ -11,7 +11,17 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A binary of the workspace: next to this test's own profile directory first (the test is
+/// `<target>/<profile>/deps/<test>-<hash>`, so a `CARGO_TARGET_DIR` elsewhere works), then
+/// `target/release`, then `target/debug`.
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(p) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join(name)))
+        .filter(|p| p.exists())
+    {
+        return p;
+    }
     let rel = root().join("target/release").join(name);
     if rel.exists() {
         rel

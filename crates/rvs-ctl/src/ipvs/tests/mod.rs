@@ -142,5 +142,6 @@ fn json() -> ClientOpts {
 }
 
 mod conns_and_rules;
+mod ldirectord;
 mod listings;
 mod ops;
