@@ -29,5 +29,5 @@ ip -n $NS link set lo up
 ip -n $NS route add local 10.77.0.0/16 dev lo
 pin=()
 [ -n "$cpu" ] && pin=(taskset -c "$cpu")
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ip netns exec $NS "${pin[@]}" "$bin" --servers "$servers" --fail "$fail" --window "$window"

@@ -117,12 +117,13 @@ impl Inner {
     /// Reconciles and applies. A refused batch is retried one operation at a time so that
     /// one stale entry (say, a real server an operator deleted by hand) does not freeze the
     /// checks of everything else.
-    fn sync_table(&mut self, now: Instant) {
+    fn sync_table(&mut self, id: ProbeId, now: Instant) {
         let mut acts = Vec::new();
-        let (ops, desired) = self.state.reconcile(now, &mut acts);
+        let mut change = self.state.reconcile_probe(id, now, &mut acts);
         act(acts);
+        let ops = std::mem::take(&mut change.ops);
         if ops.is_empty() {
-            self.state.commit(desired);
+            self.state.commit(change);
             return;
         }
         if let Err(e) = self.apply.apply(ops.clone()) {
@@ -134,7 +135,7 @@ impl Inner {
                 }
             }
         }
-        self.state.commit(desired);
+        self.state.commit(change);
     }
 }
 
@@ -158,7 +159,7 @@ async fn run_probe(id: ProbeId, sh: Shared) {
             let r = inner.state.on_result(id, v, now, &mut acts);
             act(acts);
             if let Some((_, true)) = r {
-                inner.sync_table(now);
+                inner.sync_table(id, now);
             }
             r
         };
@@ -185,7 +186,8 @@ fn reload(sh: &Shared) -> Result<String, String> {
     let mut next = inner.state.clone();
     let (started, stopped) = next.reload(p, now);
     let mut acts = Vec::new();
-    let (ops, desired) = next.reconcile(now, &mut acts);
+    let mut change = next.reconcile(now, &mut acts);
+    let ops = std::mem::take(&mut change.ops);
     let nops = ops.len();
     if !ops.is_empty() {
         inner.apply.apply(ops).map_err(|e| {
@@ -196,7 +198,7 @@ fn reload(sh: &Shared) -> Result<String, String> {
         })?;
     }
     act(acts);
-    next.commit(desired);
+    next.commit(change);
     inner.state = next;
     inner.cx = Rc::new(cx);
     inner.loaded = now;
@@ -306,13 +308,14 @@ impl Checks {
         let now = Instant::now();
         let mut state = State::new(p, now);
         let mut acts = Vec::new();
-        let (ops, desired) = state.reconcile(now, &mut acts);
+        let mut change = state.reconcile(now, &mut acts);
+        let ops = std::mem::take(&mut change.ops);
         if !ops.is_empty() {
             apply
                 .apply(ops)
                 .map_err(|e| format!("{}: cannot set up its services: {e}", file.display()))?;
         }
-        state.commit(desired);
+        state.commit(change);
         tracing::info!(
             target: "rvs::checks",
             "{}: {} services, {} real servers, {} probes",
@@ -436,5 +439,24 @@ async fn serve(
     let tasks: Vec<AbortHandle> = sh.borrow_mut().tasks.drain().map(|(_, h)| h).collect();
     for h in tasks {
         h.abort();
+    }
+    // omega: the down notifiers run (bounded: shutdown must not hang on a script).
+    let scripts = sh.borrow().state.omega_scripts();
+    if !scripts.is_empty() {
+        let all = futures_join(scripts.into_iter().map(run_script).collect());
+        if tokio::time::timeout(OMEGA_TIMEOUT, all).await.is_err() {
+            tracing::warn!(target: "rvs::checks", "omega scripts still running after {}s; stopping anyway", OMEGA_TIMEOUT.as_secs());
+        }
+    }
+}
+
+/// How long shutdown waits for the omega scripts.
+const OMEGA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the futures concurrently on the local set and waits for all of them.
+async fn futures_join(fs: Vec<impl std::future::Future<Output = ()> + 'static>) {
+    let hs: Vec<_> = fs.into_iter().map(tokio::task::spawn_local).collect();
+    for h in hs {
+        let _ = h.await;
     }
 }

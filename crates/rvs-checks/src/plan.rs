@@ -68,6 +68,8 @@ pub struct PlannedVs {
     pub hysteresis: u32,
     pub quorum_up: Option<String>,
     pub quorum_down: Option<String>,
+    /// keepalived's `omega`: at shutdown, run the down notifiers as if everything went down.
+    pub omega: bool,
     pub sorry: Option<SorryServer>,
     pub real_servers: Vec<PlannedRs>,
 }
@@ -290,6 +292,7 @@ pub fn plan(cfg: &ChecksConfig) -> Result<Plan, ParseError> {
                 hysteresis: vs.hysteresis,
                 quorum_up: vs.quorum_up.clone(),
                 quorum_down: vs.quorum_down.clone(),
+                omega: vs.omega,
                 sorry: vs.sorry_server.clone(),
                 real_servers: rss.clone(),
             });

@@ -74,6 +74,18 @@ pub struct State {
     pub members: HashMap<MemberKey, MemberState>,
     pub quorum_up: HashMap<ServiceRef, bool>,
     pub applied: HashMap<ServiceRef, Applied>,
+    /// The services (indices into `plan.services`) each probe's result can change: a result
+    /// reconciles those only, so one server's change costs its services, not all of them.
+    by_probe: HashMap<ProbeId, Vec<usize>>,
+}
+
+/// What a reconciliation found: the operations to apply, then to hand to [`State::commit`].
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub ops: Vec<Request>,
+    desired: HashMap<ServiceRef, Applied>,
+    /// Every service was reconciled (services no longer planned are deleted).
+    full: bool,
 }
 
 impl State {
@@ -87,6 +99,7 @@ impl State {
             members: HashMap::new(),
             quorum_up: HashMap::new(),
             applied: HashMap::new(),
+            by_probe: HashMap::new(),
         };
         s.reload(plan, now);
         s
@@ -145,6 +158,18 @@ impl State {
             };
             quorum_up.insert(key, q);
         }
+        let mut by_probe: HashMap<ProbeId, Vec<usize>> = HashMap::new();
+        for (i, vs) in plan.services.iter().enumerate() {
+            for rs in &vs.real_servers {
+                for &p in &rs.probes {
+                    let v = by_probe.entry(self.ids[p]).or_default();
+                    if v.last() != Some(&i) {
+                        v.push(i);
+                    }
+                }
+            }
+        }
+        self.by_probe = by_probe;
         self.members = members;
         self.quorum_up = quorum_up;
         self.plan = plan;
@@ -236,16 +261,29 @@ impl State {
 
     /// Brings every real server's and service's state up to date with the probes (logging
     /// and queueing scripts for each transition) and returns the IPVS operations that take
-    /// the table from what was applied to what should be, with that desired state; hand both
-    /// to [`State::commit`] once applied.
-    pub fn reconcile(
+    /// the table from what was applied to what should be; hand it to [`State::commit`] once
+    /// applied.
+    pub fn reconcile(&mut self, now: Instant, acts: &mut Vec<Action>) -> Change {
+        let all: Vec<usize> = (0..self.plan.services.len()).collect();
+        self.reconcile_services(&all, true, now, acts)
+    }
+
+    /// [`State::reconcile`] for the services probe `id` is part of, after its result.
+    pub fn reconcile_probe(&mut self, id: ProbeId, now: Instant, acts: &mut Vec<Action>) -> Change {
+        let which = self.by_probe.get(&id).cloned().unwrap_or_default();
+        self.reconcile_services(&which, false, now, acts)
+    }
+
+    fn reconcile_services(
         &mut self,
+        which: &[usize],
+        full: bool,
         now: Instant,
         acts: &mut Vec<Action>,
-    ) -> (Vec<Request>, HashMap<ServiceRef, Applied>) {
+    ) -> Change {
         let plan = std::mem::take(&mut self.plan);
         let mut desired = HashMap::new();
-        for vs in &plan.services {
+        for vs in which.iter().filter_map(|&i| plan.services.get(i)) {
             let key = vs.key();
             for rs in &vs.real_servers {
                 let up = self.rs_up(&rs.probes);
@@ -319,7 +357,11 @@ impl State {
             desired.insert(key, self.desired(vs, now_up));
         }
         self.plan = plan;
-        (diff(&self.applied, &desired), desired)
+        Change {
+            ops: diff(&self.applied, &desired, full),
+            desired,
+            full,
+        }
     }
 
     fn desired(&self, vs: &PlannedVs, quorum_up: bool) -> Applied {
@@ -359,9 +401,13 @@ impl State {
         }
     }
 
-    /// Records that the operations of [`State::reconcile`] were applied.
-    pub fn commit(&mut self, desired: HashMap<ServiceRef, Applied>) {
-        self.applied = desired;
+    /// Records that the operations of a [`Change`] were applied.
+    pub fn commit(&mut self, c: Change) {
+        if c.full {
+            self.applied = c.desired;
+        } else {
+            self.applied.extend(c.desired);
+        }
     }
 
     /// The table weight of a destination of an owned service, as applied.
@@ -372,6 +418,28 @@ impl State {
             .map(|d| d.weight)
     }
 
+    /// The scripts keepalived's `omega` runs at shutdown: `notify_down` of every live real
+    /// server and `quorum_down` of every service that has quorum, for the services with omega.
+    pub fn omega_scripts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for vs in self.plan.services.iter().filter(|v| v.omega) {
+            let key = vs.key();
+            for rs in &vs.real_servers {
+                let alive = self
+                    .members
+                    .get(&(key, rs.addr, rs.port))
+                    .is_some_and(|m| m.alive);
+                if let (true, Some(s)) = (alive, &rs.notify_down) {
+                    out.push(s.clone());
+                }
+            }
+            if let (true, Some(s)) = (self.quorum_up.get(&key) == Some(&true), &vs.quorum_down) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
     /// The sum of the weights of a service's live real servers.
     pub fn live_weight_of(&self, vs: &PlannedVs) -> u64 {
         self.live_weight(vs, &self.members)
@@ -379,10 +447,12 @@ impl State {
 }
 
 /// The operations from `from` to `to`: services added first, then per service the real
-/// servers removed, changed and added; services no longer owned are deleted last.
+/// servers removed, changed and added; with `full`, services no longer owned are deleted last
+/// (otherwise `to` holds only some of the owned services).
 pub fn diff(
     from: &HashMap<ServiceRef, Applied>,
     to: &HashMap<ServiceRef, Applied>,
+    full: bool,
 ) -> Vec<Request> {
     let mut ops = Vec::new();
     let mut keys: Vec<&ServiceRef> = to.keys().collect();
@@ -425,6 +495,9 @@ pub fn diff(
                 }),
             }
         }
+    }
+    if !full {
+        return ops;
     }
     let mut gone: Vec<&ServiceRef> = from.keys().filter(|k| !to.contains_key(k)).collect();
     gone.sort_by_key(|k| (k.fwmark, k.addr, k.port, k.proto.ipproto()));

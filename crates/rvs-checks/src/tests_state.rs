@@ -22,8 +22,26 @@ fn down(reason: &str) -> Verdict {
 
 /// Reconciles, commits and returns the operations as (name, addr, weight) for brevity.
 fn sync(s: &mut State, now: Instant, acts: &mut Vec<Action>) -> Vec<(String, String, u32)> {
-    let (ops, desired) = s.reconcile(now, acts);
-    s.commit(desired);
+    let c = s.reconcile(now, acts);
+    let ops = c.ops.clone();
+    s.commit(c);
+    named(&ops)
+}
+
+/// As `sync`, but only the services probe `id` is part of, as the engine does after a result.
+fn sync_probe(
+    s: &mut State,
+    id: u64,
+    now: Instant,
+    acts: &mut Vec<Action>,
+) -> Vec<(String, String, u32)> {
+    let c = s.reconcile_probe(id, now, acts);
+    let ops = c.ops.clone();
+    s.commit(c);
+    named(&ops)
+}
+
+fn named(ops: &[Request]) -> Vec<(String, String, u32)> {
     ops.iter()
         .map(|op| match op {
             Request::AddService { service } => (
@@ -107,7 +125,7 @@ fn start_adds_the_service_and_servers_then_a_failure_after_retries_removes_one()
         .on_result(rs1, down("connection refused"), t0, &mut acts)
         .unwrap();
     assert_eq!((next, changed), (Duration::from_secs(1), false));
-    assert!(sync(&mut s, t0, &mut acts).is_empty());
+    assert!(sync_probe(&mut s, rs1, t0, &mut acts).is_empty());
     // Second: retry exhausted, down, removed.
     let (next, changed) = s
         .on_result(rs1, down("connection refused"), t0, &mut acts)
@@ -115,7 +133,7 @@ fn start_adds_the_service_and_servers_then_a_failure_after_retries_removes_one()
     assert_eq!((next, changed), (Duration::from_secs(1), true));
     acts.clear();
     assert_eq!(
-        sync(&mut s, t0, &mut acts),
+        sync_probe(&mut s, rs1, t0, &mut acts),
         vec![op("delete_dest", "192.168.8.14:80", 0)]
     );
     assert!(acts.contains(&Action::Warn(
@@ -132,7 +150,7 @@ fn start_adds_the_service_and_servers_then_a_failure_after_retries_removes_one()
     assert!(changed);
     acts.clear();
     assert_eq!(
-        sync(&mut s, t0, &mut acts),
+        sync_probe(&mut s, rs1, t0, &mut acts),
         vec![op("add_dest", "192.168.8.14:80", 1)]
     );
     assert!(acts.contains(&Action::Info(
@@ -179,7 +197,7 @@ fn quorum_lost_brings_in_the_sorry_server_and_regained_takes_it_out() {
     s.on_result(rs1, down("x"), t0, &mut acts);
     s.on_result(rs1, down("x"), t0, &mut acts);
     acts.clear();
-    let ops = sync(&mut s, t0, &mut acts);
+    let ops = sync_probe(&mut s, rs1, t0, &mut acts);
     assert_eq!(
         ops,
         vec![
@@ -197,7 +215,7 @@ fn quorum_lost_brings_in_the_sorry_server_and_regained_takes_it_out() {
     assert!(acts.contains(&Action::Run("/bin/true down".into())));
     s.on_result(rs1, Verdict::Up, t0, &mut acts);
     acts.clear();
-    let ops = sync(&mut s, t0, &mut acts);
+    let ops = sync_probe(&mut s, rs1, t0, &mut acts);
     assert_eq!(
         ops,
         vec![
@@ -233,9 +251,26 @@ fn alpha_servers_start_outside_the_table_and_enter_on_first_success() {
 fn one_probe_per_server_and_spec_across_virtual_servers() {
     let conf = format!("{LAB}\n{}", LAB.replace("10.0.0.13 80", "10.0.0.13 8080"));
     let t0 = Instant::now();
-    let s = state(&conf, t0);
+    let mut s = state(&conf, t0);
     assert_eq!(s.plan.services.len(), 2);
     assert_eq!(s.probes.len(), 2, "two servers, one spec each: two probes");
+    let mut acts = Vec::new();
+    assert_eq!(sync(&mut s, t0, &mut acts).len(), 6);
+    // RS1's one probe fails: it leaves both services, nothing else changes.
+    let rs1 = s.ids[0];
+    s.on_result(rs1, down("x"), t0, &mut acts);
+    s.on_result(rs1, down("x"), t0, &mut acts);
+    assert_eq!(
+        sync_probe(&mut s, rs1, t0, &mut acts),
+        vec![
+            op("delete_dest", "192.168.8.14:80", 0),
+            op("delete_dest", "192.168.8.14:80", 0)
+        ]
+    );
+    assert!(
+        sync(&mut s, t0, &mut acts).is_empty(),
+        "the partial change was recorded whole"
+    );
 }
 
 #[test]
@@ -322,4 +357,39 @@ fn plan_refuses_a_service_defined_twice_naming_the_line() {
         e.starts_with("k.conf:23: virtual_server: [10.0.0.13]:tcp:80 is defined twice"),
         "{e}"
     );
+}
+
+#[test]
+fn omega_runs_the_down_notifiers_of_what_is_up() {
+    let conf = LAB
+        .replace(
+            "protocol TCP",
+            "protocol TCP\n    omega\n    quorum_down /bin/qdown",
+        )
+        .replacen("weight 1", "", 0)
+        .replacen(
+            "real_server 192.168.8.14 80 {",
+            "real_server 192.168.8.14 80 {\n        notify_down /bin/down1",
+            1,
+        )
+        .replacen(
+            "real_server 192.168.8.15 80 {",
+            "real_server 192.168.8.15 80 {\n        notify_down /bin/down2",
+            1,
+        );
+    let t0 = Instant::now();
+    let mut s = state(&conf, t0);
+    let mut acts = Vec::new();
+    sync(&mut s, t0, &mut acts);
+    // RS2 is down already: only RS1's notifier, and quorum's.
+    let rs2 = s.ids[1];
+    s.on_result(rs2, down("x"), t0, &mut acts);
+    s.on_result(rs2, down("x"), t0, &mut acts);
+    sync(&mut s, t0, &mut acts);
+    assert_eq!(
+        s.omega_scripts(),
+        vec!["/bin/down1".to_string(), "/bin/qdown".to_string()]
+    );
+    let without = state(LAB, t0);
+    assert!(without.omega_scripts().is_empty());
 }
