@@ -4,18 +4,19 @@
 # 10.77.0.0/16 is local (so N servers need no N interfaces), and listeners in the benchmark
 # process. Prints the checker thread's CPU share and the detection latency percentiles as JSON.
 #
-# Usage: scripts/bench-checks.sh [--servers N] [--fail N] [--window SECONDS] [--cpu CPU]
+# Usage: scripts/bench-checks.sh [--servers N] [--fail N] [--window SECONDS] [--cpu CPU] [--half-open]
 # Needs root. Does not use the lab (its own namespace, rvs-chkbench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NS=rvs-chkbench
-servers=10000 fail=1000 window=20 cpu=""
+servers=10000 fail=1000 window=20 cpu="" mode=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --servers) servers=${2:?}; shift 2 ;;
         --fail) fail=${2:?}; shift 2 ;;
         --window) window=${2:?}; shift 2 ;;
         --cpu) cpu=${2:?}; shift 2 ;;
+        --half-open) mode=(--half-open); shift ;;
         *) echo "bench-checks.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -30,4 +31,4 @@ ip -n $NS route add local 10.77.0.0/16 dev lo
 pin=()
 [ -n "$cpu" ] && pin=(taskset -c "$cpu")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-ip netns exec $NS "${pin[@]}" "$bin" --servers "$servers" --fail "$fail" --window "$window"
+ip netns exec $NS "${pin[@]}" "$bin" --servers "$servers" --fail "$fail" --window "$window" "${mode[@]}"

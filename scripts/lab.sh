@@ -10,10 +10,11 @@
 #   real servers: default route via 192.168.8.13, HTTP on :80 answering "hello RS1" / "hello RS2"
 #   (RS2 also on :8000 and :21), UDP :53 answering "hello RSn <payload>" (scripts/lab-server.py).
 #   --checks FILE: rvs runs the health checks of FILE (keepalived.conf syntax), and a sorry server
-#   rvs-sorry 192.168.8.16 answers "hello SORRY" on :80 (for sorry_server 192.168.8.16 80).
+#   rvs-sorry 192.168.8.16 answers "hello SORRY" on :80 (for sorry_server 192.168.8.16 80);
+#   --tcp-check connect|half-open sets how its TCP_CHECKs probe ([checks] tcp_check).
 #
 # Usage: scripts/lab.sh up [--workers N] [--driver af_packet|af_xdp] [--rules FILE]
-#                          [--checks FILE] [--no-rvs]
+#                          [--checks FILE [--tcp-check MODE]] [--no-rvs]
 #        scripts/lab.sh down | status | start-rvs [...] | stop-rvs
 #        scripts/lab.sh stop-server N | start-server N   (N = 1, 2: RSn's servers; tests use it)
 # Files: /run/rvs/lab.toml (the config rvs runs with), /run/rvs/rvs.log, /run/rvs/rvs.pid.
@@ -42,6 +43,7 @@ driver=af_packet
 start_rvs=1
 rules=""
 checks=""
+tcp_check=""
 NS_SORRY=rvs-sorry
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
@@ -55,6 +57,7 @@ parse_opts() {
             --no-rvs) start_rvs=0; shift ;;
             --rules) rules=${2:?}; shift 2 ;;
             --checks) checks=${2:?}; shift 2 ;;
+            --tcp-check) tcp_check=${2:?}; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
@@ -217,6 +220,7 @@ PY
     fi
     if [ -n "$checks" ]; then
         printf '\n[checks]\nfile = "%s"\n' "$(readlink -f "$checks")" >> "$CONF"
+        [ -z "$tcp_check" ] || printf 'tcp_check = "%s"\n' "$tcp_check" >> "$CONF"
     fi
 }
 

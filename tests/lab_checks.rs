@@ -31,11 +31,18 @@ struct ChecksLab;
 
 impl ChecksLab {
     fn start(conf: &str) -> ChecksLab {
+        Self::start_with(conf, &[])
+    }
+
+    /// With more `lab.sh start-rvs` options (`--tcp-check half-open`).
+    fn start_with(conf: &str, opts: &[&str]) -> ChecksLab {
         require_lab();
         std::fs::write(CHECKS, conf).unwrap();
         lab_ok(&["stop-rvs"]);
         let guard = ChecksLab;
-        lab_ok(&["start-rvs", "--checks", CHECKS]);
+        let mut args = vec!["start-rvs", "--checks", CHECKS];
+        args.extend_from_slice(opts);
+        lab_ok(&args);
         guard
     }
 }
@@ -536,4 +543,43 @@ fn checks_come_from_the_dip() {
     let _ = l.wait();
     assert!(seen, "no check reached RS1:9000");
     assert_eq!(std::fs::read_to_string(&who).unwrap(), "192.168.8.13");
+}
+
+#[test]
+#[ignore = "needs root and the lab (scripts/test.sh)"]
+fn half_open_tcp_checks_through_the_twin() {
+    // TCP_CHECK by SYN from a raw socket: out through rvs-priv-k and the private port, the
+    // SYN-ACK or RST back up the exception path.
+    let conf = "virtual_server 10.0.0.13 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n \
+                protocol TCP\n real_server 192.168.8.14 80 {\n  TCP_CHECK {\n   \
+                connect_timeout 1\n   retry 0\n  }\n }\n real_server 192.168.8.15 80 {\n  \
+                TCP_CHECK {\n   connect_timeout 1\n   retry 0\n  }\n }\n}\n";
+    let _lab = ChecksLab::start_with(conf, &["--tcp-check", "half-open"]);
+    let up = || weight_of("192.168.8.14:80") == Some(1) && weight_of("192.168.8.15:80") == Some(1);
+    assert!(
+        wait_for(Duration::from_secs(10), up),
+        "{}",
+        adm(&["--list-checks"])
+    );
+    lab_ok(&["stop-server", "1"]);
+    assert!(
+        wait_for(BOUND, || weight_of("192.168.8.14:80").is_none()),
+        "{}",
+        adm(&["--list-checks"])
+    );
+    assert_eq!(
+        last_result("TCP  10.0.0.13:80", "192.168.8.14:80").as_deref(),
+        Some("connection refused")
+    );
+    lab_ok(&["start-server", "1"]);
+    assert!(wait_for(BOUND, up), "{}", adm(&["--list-checks"]));
+    let o = netns(
+        "rvs-client",
+        &["curl", "-s", "-m", "3", "http://10.0.0.13/"],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("hello RS"),
+        "{}",
+        text(&o)
+    );
 }

@@ -294,6 +294,18 @@ pub struct ChecksSection {
     /// DIP through it.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// How TCP_CHECK probes: `connect` (a full connect and close, as keepalived) or
+    /// `half-open` (a SYN from a raw socket; a fifth of the CPU for large pools).
+    #[serde(default)]
+    pub tcp_check: TcpCheckMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpCheckMode {
+    #[default]
+    Connect,
+    HalfOpen,
 }
 
 /// An IPv4 address with its prefix length.

@@ -556,7 +556,10 @@ fn start_serving(
     }
     if let Some(path) = &cfg.checks.file {
         let apply = Arc::new(IpvsApply(Arc::downgrade(mgmt)));
-        let checks = rvs_checks::engine::Checks::start(path, apply)
+        let opts = rvs_checks::engine::Options {
+            tcp_half_open: cfg.checks.tcp_check == crate::config::TcpCheckMode::HalfOpen,
+        };
+        let checks = rvs_checks::engine::Checks::start(path, apply, opts)
             .map_err(|e| AppError::Precheck(format!("checks {e}")))?;
         *mgmt.checks.lock().unwrap_or_else(|e| e.into_inner()) = Some(checks);
     }

@@ -6,7 +6,7 @@
 //! Run it where 10.77.0.0/16 is local (scripts/bench-checks.sh makes a namespace with
 //! `ip route add local 10.77.0.0/16 dev lo`):
 //!
-//!     checks_bench --servers 10000 --fail 1000 --window 20
+//!     checks_bench --servers 10000 --fail 1000 --window 20 [--half-open]
 //!
 //! Prints one JSON object. Nothing here is a test: numbers, not assertions.
 
@@ -124,7 +124,10 @@ fn main() {
     let t81 = std::thread::spawn(move || serve(l81.into()));
 
     let rec = Arc::new(Recorder::default());
-    let checks = Checks::start(&path, Arc::new(Rec(rec.clone()))).expect("start");
+    let opts = rvs_checks::engine::Options {
+        tcp_half_open: args.iter().any(|a| a == "--half-open"),
+    };
+    let checks = Checks::start(&path, Arc::new(Rec(rec.clone())), opts).expect("start");
     // Warm up: every probe has run at least twice (warmup spreads the first over delay_loop).
     std::thread::sleep(Duration::from_secs(3 * delay_loop));
     let r = checks.list().expect("list");
@@ -186,10 +189,11 @@ fn main() {
         .filter(|(_, port)| *port == 80)
         .count();
     println!(
-        "{{\"servers\":{servers},\"up_before\":{up},\"probes\":{},\"delay_loop_s\":{delay_loop},\
+        "{{\"mode\":\"{}\",\"servers\":{servers},\"up_before\":{up},\"probes\":{},\"delay_loop_s\":{delay_loop},\
          \"window_s\":{window},\"checker_cpu_user\":{user:.4},\"checker_cpu_sys\":{sys:.4},\"attempts_total\":{attempts_per_s},\"failed\":{fail},\
          \"detected\":{},\"false_removals\":{wrong},\"detect_p50_s\":{:.3},\"detect_p99_s\":{:.3},\
          \"detect_max_s\":{:.3}}}",
+        if opts.tcp_half_open { "half-open" } else { "connect" },
         r.probes,
         lat.len(),
         pct(0.5),

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::plan::{kind_name, plan, target_of, Plan};
+use crate::probe::syn::SynProber;
 use crate::probe::{self, ProbeCx};
 use crate::state::{Action, ProbeId, State};
 use crate::ChecksConfig;
@@ -56,23 +57,32 @@ pub fn load(path: &Path) -> Result<(ChecksConfig, Plan), String> {
     Ok((cfg, p))
 }
 
-fn probe_cx(cfg: &ChecksConfig, p: &Plan) -> Result<ProbeCx, String> {
+/// How the engine runs, beyond what the checks file says (rvs.toml's `[checks]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// TCP_CHECK by a half-open SYN from a raw socket instead of connect() (probe::syn).
+    pub tcp_half_open: bool,
+}
+
+type Tls = Option<Arc<rustls::ClientConfig>>;
+
+/// The TLS context SSL_GET checks use, built once per (re)load from the `SSL` block.
+fn tls_of(cfg: &ChecksConfig, p: &Plan) -> Result<Tls, String> {
     let tls = p
         .probes
         .iter()
         .any(|x| matches!(&x.spec.kind, crate::CheckKind::Http(h) if h.tls));
     if !tls {
-        return Ok(ProbeCx::default());
+        return Ok(None);
     }
-    Ok(ProbeCx {
-        tls: Some(probe::tls_config(cfg.ssl.as_ref())?),
-    })
+    Ok(Some(probe::tls_config(cfg.ssl.as_ref())?))
 }
 
 struct Inner {
     state: State,
     apply: Arc<dyn Apply>,
     cx: Rc<ProbeCx>,
+    syn: Option<Rc<SynProber>>,
     tasks: HashMap<ProbeId, AbortHandle>,
     file: PathBuf,
     loaded: Instant,
@@ -180,7 +190,7 @@ fn spawn_probes(sh: &Shared, ids: &[ProbeId]) {
 fn reload(sh: &Shared) -> Result<String, String> {
     let file = sh.borrow().file.clone();
     let (cfg, p) = load(&file)?;
-    let cx = probe_cx(&cfg, &p)?;
+    let tls = tls_of(&cfg, &p)?;
     let now = Instant::now();
     let mut inner = sh.borrow_mut();
     let mut next = inner.state.clone();
@@ -200,7 +210,10 @@ fn reload(sh: &Shared) -> Result<String, String> {
     act(acts);
     next.commit(change);
     inner.state = next;
-    inner.cx = Rc::new(cx);
+    inner.cx = Rc::new(ProbeCx {
+        tls,
+        syn: inner.syn.clone(),
+    });
     inner.loaded = now;
     for id in &stopped {
         if let Some(h) = inner.tasks.remove(id) {
@@ -299,12 +312,18 @@ fn report(inner: &Inner, heartbeat_secs: f64) -> ChecksReport {
 impl Checks {
     /// Loads the file, puts its services into the IPVS table (all or nothing: an error here
     /// means rvs must not start) and starts the checker thread.
-    pub fn start(file: &Path, apply: Arc<dyn Apply>) -> Result<Checks, String> {
+    pub fn start(file: &Path, apply: Arc<dyn Apply>, opts: Options) -> Result<Checks, String> {
         let (cfg, p) = load(file)?;
         for ig in &cfg.ignored {
             tracing::info!(target: "rvs::checks", "{}:{}: {}: ignored (not about LVS)", ig.at.file, ig.at.line, ig.keyword);
         }
-        let cx = probe_cx(&cfg, &p)?;
+        let tls = tls_of(&cfg, &p)?;
+        let raw = match opts.tcp_half_open {
+            true => Some(SynProber::open().map_err(|e| {
+                format!("half-open TCP checks need a raw socket (CAP_NET_RAW): {e}")
+            })?),
+            false => None,
+        };
         let now = Instant::now();
         let mut state = State::new(p, now);
         let mut acts = Vec::new();
@@ -340,12 +359,16 @@ impl Checks {
                 let inner = Inner {
                     state,
                     apply,
-                    cx: Rc::new(cx),
+                    cx: Rc::new(ProbeCx::default()),
+                    syn: None,
                     tasks: HashMap::new(),
                     file,
                     loaded: now,
                 };
-                local.block_on(&rt, serve(Rc::new(RefCell::new(inner)), rx, hb, epoch));
+                local.block_on(
+                    &rt,
+                    serve(Rc::new(RefCell::new(inner)), tls, raw, rx, hb, epoch),
+                );
             })
             .map_err(|e| format!("checker thread: {e}"))?;
         Ok(Checks {
@@ -404,10 +427,31 @@ impl Drop for Checks {
 
 async fn serve(
     sh: Shared,
+    tls: Tls,
+    raw: Option<socket2::Socket>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     hb: Arc<AtomicU64>,
     epoch: Instant,
 ) {
+    // The half-open prober registers with this runtime, so it is made here.
+    let syn = raw.and_then(|r| match SynProber::new(r) {
+        Ok(p) => {
+            tokio::task::spawn_local(p.clone().receive());
+            Some(p)
+        }
+        Err(e) => {
+            tracing::error!(target: "rvs::checks", "half-open TCP checks: {e}; using connect()");
+            None
+        }
+    });
+    {
+        let mut inner = sh.borrow_mut();
+        inner.cx = Rc::new(ProbeCx {
+            tls,
+            syn: syn.clone(),
+        });
+        inner.syn = syn;
+    }
     let ids = sh.borrow().state.ids.clone();
     spawn_probes(&sh, &ids);
     let mut tick = tokio::time::interval(HEARTBEAT);

@@ -10,14 +10,13 @@ mod dns;
 mod http;
 mod misc;
 mod sock;
+pub mod syn;
 mod tcp;
 mod tls;
 mod udp;
 
 #[cfg(test)]
 mod test_util;
-#[cfg(test)]
-mod tests_cost;
 #[cfg(test)]
 mod tests_misc;
 #[cfg(test)]
@@ -96,6 +95,8 @@ fn down(reason: impl Into<String>, log: String) -> Verdict {
 #[derive(Clone, Default)]
 pub struct ProbeCx {
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// TCP_CHECK half-open (`[checks] tcp_check = "half-open"`); None: connect(), as keepalived.
+    pub syn: Option<std::rc::Rc<syn::SynProber>>,
 }
 
 /// Runs one attempt.
@@ -110,7 +111,18 @@ pub async fn probe(spec: &ProbeSpec, cx: &ProbeCx) -> Verdict {
     let mut phase = Phase::Connect;
     let attempt = async {
         match &spec.kind {
-            CheckKind::Tcp => tcp::probe(spec).await,
+            CheckKind::Tcp => match &cx.syn {
+                // The shared raw socket cannot take a probe's own bind or mark.
+                Some(p)
+                    if spec.bindto.is_none()
+                        && spec.bind_port.is_none()
+                        && spec.bind_if.is_none()
+                        && spec.fwmark.is_none() =>
+                {
+                    syn::probe(spec, p).await
+                }
+                _ => tcp::probe(spec).await,
+            },
             CheckKind::Http(h) => Box::pin(http::probe(spec, h, cx, &mut phase)).await,
             CheckKind::Udp(u) => udp::probe(spec, u).await,
             CheckKind::Dns(d) => Box::pin(dns::probe(spec, d)).await,

@@ -96,3 +96,19 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A listener whose accept queue is full drops new SYNs: a blackhole on loopback.
+pub async fn blackhole() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = s.listen(0).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(ms(200), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(c)) => fillers.push(c),
+            _ => return (l, fillers, addr.port()),
+        }
+    }
+    panic!("accept queue never filled");
+}

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 
 use super::test_util::*;
 use super::{http, probe, success_log, ProbeCx, Verdict};
@@ -56,22 +56,6 @@ async fn tcp_refused() {
         f.log,
         format!("TCP connection to [127.0.0.1]:tcp:{port} failed.")
     );
-}
-
-/// A listener whose accept queue is full drops new SYNs: a blackhole on loopback.
-async fn blackhole() -> (TcpListener, Vec<TcpStream>, u16) {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let l = s.listen(0).unwrap();
-    let addr = l.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..16 {
-        match tokio::time::timeout(ms(200), TcpStream::connect(addr)).await {
-            Ok(Ok(c)) => fillers.push(c),
-            _ => return (l, fillers, addr.port()),
-        }
-    }
-    panic!("accept queue never filled");
 }
 
 #[tokio::test]

@@ -104,6 +104,7 @@ fn ssl_get(path: &str, digest: Option<[u8; 16]>, port: u16) -> ProbeSpec {
 fn cx(ssl: Option<&SslContext>) -> ProbeCx {
     ProbeCx {
         tls: Some(tls_config(ssl).unwrap()),
+        syn: None,
     }
 }
 
