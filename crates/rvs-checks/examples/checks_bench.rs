@@ -42,13 +42,6 @@ impl Apply for Recorder {
     }
 }
 
-struct Rec(Arc<Recorder>);
-impl Apply for Rec {
-    fn apply(&self, ops: Vec<Request>) -> Result<(), String> {
-        self.0.apply(ops)
-    }
-}
-
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
@@ -127,7 +120,7 @@ fn main() {
     let opts = rvs_checks::engine::Options {
         tcp_half_open: args.iter().any(|a| a == "--half-open"),
     };
-    let checks = Checks::start(&path, Arc::new(Rec(rec.clone())), opts).expect("start");
+    let checks = Checks::start(&path, rec.clone(), opts).expect("start");
     // Warm up: every probe has run at least twice (warmup spreads the first over delay_loop).
     std::thread::sleep(Duration::from_secs(3 * delay_loop));
     let r = checks.list().expect("list");

@@ -102,9 +102,19 @@ fn act(acts: Vec<Action>) {
     }
 }
 
-/// keepalived splits a script line into words itself; no shell is involved.
+/// keepalived splits a script line into words itself (quotes and escapes as for misc_path);
+/// no shell is involved.
 async fn run_script(line: String) {
-    let mut words = line.split_whitespace();
+    use std::os::unix::ffi::OsStringExt;
+    let words = match probe::split_args(&line) {
+        Ok(w) if !w.is_empty() => w,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(target: "rvs::checks", "script {line}: {e}");
+            return;
+        }
+    };
+    let mut words = words.into_iter().map(std::ffi::OsString::from_vec);
     let Some(prog) = words.next() else { return };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(words).kill_on_drop(true);
@@ -234,6 +244,12 @@ fn reload(sh: &Shared) -> Result<String, String> {
     Ok(summary)
 }
 
+/// Seconds since the checker thread's last heartbeat (milliseconds since `epoch` in `hb`).
+fn heartbeat_age(hb: &AtomicU64, epoch: Instant) -> f64 {
+    let last = Duration::from_millis(hb.load(Ordering::Relaxed));
+    epoch.elapsed().saturating_sub(last).as_secs_f64()
+}
+
 fn report(inner: &Inner, heartbeat_secs: f64) -> ChecksReport {
     let now = Instant::now();
     let secs = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
@@ -261,7 +277,7 @@ fn report(inner: &Inner, heartbeat_secs: f64) -> ChecksReport {
                 },
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
-                alive_weight: st.live_weight_of(vs),
+                alive_weight: st.live_weight(vs),
                 quorum_up,
                 sorry_server: vs.sorry_dest(0).map(|d| format!("{}:{}", d.addr, d.port)),
                 sorry_active: !quorum_up && vs.sorry.is_some(),
@@ -380,8 +396,7 @@ impl Checks {
     }
 
     fn heartbeat_secs(&self) -> f64 {
-        let last = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(last).as_secs_f64()
+        heartbeat_age(&self.heartbeat_ms, self.epoch)
     }
 
     /// The state of every checker, or why the checker thread cannot say.
@@ -463,8 +478,7 @@ async fn serve(
             cmd = rx.recv() => match cmd {
                 None => break,
                 Some(Cmd::List(reply)) => {
-                    let last = Duration::from_millis(hb.load(Ordering::Relaxed));
-                    let age = epoch.elapsed().saturating_sub(last).as_secs_f64();
+                    let age = heartbeat_age(&hb, epoch);
                     let _ = reply.try_send(report(&sh.borrow(), age));
                 }
                 Some(Cmd::Reload(reply)) => {

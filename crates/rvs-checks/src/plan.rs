@@ -103,9 +103,10 @@ pub fn endpoint(addr: Ipv4Addr, proto: &str, port: u16) -> String {
     format!("[{addr}]:{proto}:{port}")
 }
 
-fn proto_name(p: Proto) -> &'static str {
+/// keepalived's protocol word for a service's endpoints (fwmark services carry TCP).
+fn proto_name(p: ServiceProto) -> &'static str {
     match p {
-        Proto::Udp => "udp",
+        ServiceProto::Udp => "udp",
         _ => "tcp",
     }
 }
@@ -188,8 +189,7 @@ fn services_of(cfg: &ChecksConfig, vs: &VirtualServer) -> Result<Vec<ServiceConf
 fn service_name(c: &ServiceConf) -> String {
     match c.proto {
         ServiceProto::Fwmark => format!("FWM {}", c.fwmark),
-        ServiceProto::Udp => endpoint(c.addr, "udp", c.port),
-        _ => endpoint(c.addr, "tcp", c.port),
+        p => endpoint(c.addr, proto_name(p), c.port),
     }
 }
 
@@ -324,12 +324,5 @@ pub fn target_of(s: &ProbeSpec) -> String {
 
 /// The name of a real server in a service, keepalived's way.
 pub fn rs_name(vs: &PlannedVs, addr: Ipv4Addr, port: u16) -> String {
-    endpoint(
-        addr,
-        proto_name(match vs.conf.proto {
-            ServiceProto::Udp => Proto::Udp,
-            _ => Proto::Tcp,
-        }),
-        port,
-    )
+    endpoint(addr, proto_name(vs.conf.proto), port)
 }

@@ -138,29 +138,19 @@ impl State {
             ids.push(id);
         }
         let stopped: Vec<ProbeId> = old.into_values().collect();
-        let mut members = HashMap::new();
-        let mut quorum_up = HashMap::new();
         self.probes = probes;
         self.ids = ids;
-        for vs in &plan.services {
+        let mut members = HashMap::new();
+        let mut by_probe: HashMap<ProbeId, Vec<usize>> = HashMap::new();
+        for (i, vs) in plan.services.iter().enumerate() {
             let key = vs.key();
             for rs in &vs.real_servers {
                 let mk = (key, rs.addr, rs.port);
                 let m = self.members.get(&mk).copied().unwrap_or(MemberState {
-                    alive: self.rs_up(rs.probes.as_slice()),
+                    alive: self.rs_up(&rs.probes),
                     changed: now,
                 });
                 members.insert(mk, m);
-            }
-            let q = match self.quorum_up.get(&key) {
-                Some(q) => *q,
-                None => self.live_weight(vs, &members) >= u64::from(vs.quorum),
-            };
-            quorum_up.insert(key, q);
-        }
-        let mut by_probe: HashMap<ProbeId, Vec<usize>> = HashMap::new();
-        for (i, vs) in plan.services.iter().enumerate() {
-            for rs in &vs.real_servers {
                 for &p in &rs.probes {
                     let v = by_probe.entry(self.ids[p]).or_default();
                     if v.last() != Some(&i) {
@@ -169,8 +159,21 @@ impl State {
                 }
             }
         }
-        self.by_probe = by_probe;
         self.members = members;
+        self.by_probe = by_probe;
+        // A service new to the state starts with quorum as its live weight says.
+        let quorum_up = plan
+            .services
+            .iter()
+            .map(|vs| {
+                let key = vs.key();
+                let q = self.quorum_up.get(&key).copied();
+                (
+                    key,
+                    q.unwrap_or_else(|| self.live_weight(vs) >= u64::from(vs.quorum)),
+                )
+            })
+            .collect();
         self.quorum_up = quorum_up;
         self.plan = plan;
         (started, stopped)
@@ -191,12 +194,13 @@ impl State {
             .unwrap_or(rs.weight)
     }
 
-    fn live_weight(&self, vs: &PlannedVs, members: &HashMap<MemberKey, MemberState>) -> u64 {
+    /// The sum of the weights of a service's live real servers.
+    pub fn live_weight(&self, vs: &PlannedVs) -> u64 {
         let key = vs.key();
         vs.real_servers
             .iter()
             .filter(|rs| {
-                members
+                self.members
                     .get(&(key, rs.addr, rs.port))
                     .is_some_and(|m| m.alive)
             })
@@ -315,7 +319,7 @@ impl State {
                     }
                 }
             }
-            let sum = self.live_weight(vs, &self.members);
+            let sum = self.live_weight(vs);
             let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
             let was = self.quorum_up.get(&key).copied().unwrap_or(true);
             let now_up = if was { sum + h >= q } else { sum >= q + h };
@@ -334,10 +338,9 @@ impl State {
                         vs.name
                     )));
                 }
-                if let Some(s) = vs.sorry.as_ref().and(vs.sorry_dest(1)) {
-                    let inhibit = vs.sorry.as_ref().is_some_and(|x| x.inhibit);
-                    let rs = rs_name(vs, s.addr, s.port);
-                    let line = match (now_up, inhibit) {
+                if let (Some(sorry), Some(d)) = (&vs.sorry, vs.sorry_dest(1)) {
+                    let rs = rs_name(vs, d.addr, d.port);
+                    let line = match (now_up, sorry.inhibit) {
                         (false, false) => format!("Adding sorry server {rs} to VS {}", vs.name),
                         (false, true) => format!("Enabling sorry server {rs} to VS {}", vs.name),
                         (true, false) => format!("Removing sorry server {rs} from VS {}", vs.name),
@@ -438,11 +441,6 @@ impl State {
             }
         }
         out
-    }
-
-    /// The sum of the weights of a service's live real servers.
-    pub fn live_weight_of(&self, vs: &PlannedVs) -> u64 {
-        self.live_weight(vs, &self.members)
     }
 }
 
