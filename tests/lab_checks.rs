@@ -547,9 +547,10 @@ fn checks_come_from_the_dip() {
 
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
-fn half_open_tcp_checks_through_the_twin() {
-    // TCP_CHECK by SYN from a raw socket: out through rvs-priv-k and the private port, the
-    // SYN-ACK or RST back up the exception path.
+fn half_open_tcp_checks_from_the_data_plane() {
+    // TCP_CHECK by SYN from the data plane: worker 0 sends it out of the private port from the
+    // DIP, the workers take the SYN-ACK (answering it with the RST) or RST before the
+    // exception path: none of it goes up to rvs-priv-k.
     let conf = "virtual_server 10.0.0.13 80 {\n delay_loop 1\n lb_algo rr\n lb_kind NAT\n \
                 protocol TCP\n real_server 192.168.8.14 80 {\n  TCP_CHECK {\n   \
                 connect_timeout 1\n   retry 0\n  }\n }\n real_server 192.168.8.15 80 {\n  \
@@ -558,6 +559,32 @@ fn half_open_tcp_checks_through_the_twin() {
     let up = || weight_of("192.168.8.14:80") == Some(1) && weight_of("192.168.8.15:80") == Some(1);
     assert!(
         wait_for(Duration::from_secs(10), up),
+        "{}",
+        adm(&["--list-checks"])
+    );
+    let half_open = || checks()["half_open"].clone();
+    let (ports0, h0) = (port_stats(), half_open());
+    assert_eq!(h0["via"], "data plane", "{h0}");
+    std::thread::sleep(Duration::from_secs(5));
+    let (ports1, h1) = (port_stats(), half_open());
+    let n = |h: &serde_json::Value, k: &str| h[k].as_u64().unwrap();
+    let (sent, answers) = (
+        n(&h1, "sent") - n(&h0, "sent"),
+        n(&h1, "answers") - n(&h0, "answers"),
+    );
+    // Two servers checked every second for 5 s.
+    assert!(
+        sent >= 8 && answers >= 8,
+        "sent +{sent}, answers +{answers}"
+    );
+    let up_kernel =
+        counter(&ports1, "private", "to_kernel") - counter(&ports0, "private", "to_kernel");
+    assert!(
+        up_kernel < answers / 2,
+        "answers went up to the kernel: to_kernel +{up_kernel}, answers +{answers}"
+    );
+    assert!(
+        adm(&["--list-checks"]).contains("Half-open TCP checks via the data plane: "),
         "{}",
         adm(&["--list-checks"])
     );
@@ -582,4 +609,5 @@ fn half_open_tcp_checks_through_the_twin() {
         "{}",
         text(&o)
     );
+    assert_eq!(n(&half_open(), "lost"), 0);
 }

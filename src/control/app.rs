@@ -17,8 +17,13 @@ use crate::lb::conn::MemAdvice;
 use crate::lb::steer::Steer;
 use crate::lb::{Lb, LbParams, PortRole, Snapshot};
 use crate::net::MacAddr;
+use rvs_checks::probe::plane::SynPlane;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Entries of each half-open health-check queue (data plane <-> checker): more than a delay_loop
+/// of 10,000 servers' SYNs, should every check fall due at once.
+const SYN_QUEUE: usize = 32 * 1024;
 
 /// Startup failures, each a one-line message for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -321,8 +326,11 @@ fn build_dataplane(
             )
         })
         .collect();
-    let shared = Arc::new(Shared::new(port_infos, dpdk::tsc_hz(), snapshot, &engines));
-    (shared, engines)
+    let mut shared = Shared::new(port_infos, dpdk::tsc_hz(), snapshot, &engines);
+    if cfg.checks.file.is_some() && cfg.checks.tcp_check == crate::config::TcpCheckMode::HalfOpen {
+        shared.syn = Some(Arc::new(SynPlane::new(SYN_QUEUE)));
+    }
+    (Arc::new(shared), engines)
 }
 
 /// The rings between lcores.
@@ -558,6 +566,7 @@ fn start_serving(
         let apply = Arc::new(IpvsApply(Arc::downgrade(mgmt)));
         let opts = rvs_checks::engine::Options {
             tcp_half_open: cfg.checks.tcp_check == crate::config::TcpCheckMode::HalfOpen,
+            plane: mgmt.shared.syn.clone(),
         };
         let checks = rvs_checks::engine::Checks::start(path, apply, opts)
             .map_err(|e| AppError::Precheck(format!("checks {e}")))?;

@@ -7,4 +7,5 @@ pub mod l3;
 pub mod latency;
 pub mod neigh;
 pub mod shared;
+pub mod synprobe;
 pub mod worker;

@@ -8,6 +8,7 @@ use crate::lb::{ConnInfo, CoreStats, DestId, Lb, LbParams, PortRole, Prepared, S
 use crate::net::MacAddr;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_queue::ArrayQueue;
+use rvs_checks::probe::plane::SynPlane;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,6 +156,9 @@ pub struct Shared {
     pub chunks: Vec<ArrayQueue<ConnChunk>>,
     /// One lister at a time, so answers are not interleaved (management side only).
     list_lock: Mutex<()>,
+    /// The half-open health checks' queues, when they run through the data plane: worker 0
+    /// sends the SYNs, every worker hands back the answers it receives.
+    pub syn: Option<Arc<SynPlane>>,
 }
 
 impl Shared {
@@ -183,6 +187,7 @@ impl Shared {
             cmds: (0..workers).map(|_| ArrayQueue::new(64)).collect(),
             chunks: (0..workers).map(|_| ArrayQueue::new(4)).collect(),
             list_lock: Mutex::new(()),
+            syn: None,
         }
     }
 

@@ -5,6 +5,7 @@ use super::kernel::KernelUp;
 use super::l3::{self, PortInfo, ReplyKind, Rx};
 use super::neigh::NeighSnapshot;
 use super::shared::{ConnChunk, NeighEvent, Shared, Subscribed, TscClock, WorkerCmd};
+use super::synprobe;
 use crate::dpdk::{self, Burst, Mbuf, Mempool, RingRx, RingTx, RxQueue, TxQueue, BURST_SIZE};
 use crate::lb::{self, DestId, Lb, Lookup, PortRole, Snapshot, Time, Verdict, NANOS_PER_SEC};
 use crate::net::ipv4::Ipv4Repr;
@@ -33,6 +34,10 @@ const EXPIRE_BUDGET: usize = 1024;
 
 /// Connection-expiry work per loop iteration.
 const TICK_BUDGET: usize = 64;
+
+/// Half-open health-check SYNs worker 0 sends per loop iteration (10,000 servers checked every
+/// second are a few per iteration).
+const SYN_BUDGET: usize = 32;
 
 /// One burst in this many carries a latency sample (two TSC reads).
 const LATENCY_SAMPLE_EVERY: u32 = 16;
@@ -234,6 +239,7 @@ impl Worker {
                     }
                 }
                 self.mgmt = Some(rings);
+                self.send_syns(now);
             }
             for role in PortRole::ALL {
                 self.flush(role);
@@ -274,6 +280,34 @@ impl Worker {
         let port = &*self.ports[role.index()].cur;
         let mut learned = None;
         let rx = l3::receive(m.data_mut(), port, &mut learned);
+        // Answers to the data plane's health-check SYNs are taken before the exception path
+        // (and the load balancer) would see them; the test is on the private port only, and
+        // for packets the load balancer gets, a look at the parsed header.
+        if role == PortRole::Private {
+            if let Some(plane) = &shared.syn {
+                let candidate = match &rx {
+                    Rx::ToKernel => true,
+                    Rx::Ipv4 { h, .. } => h.ports.is_some_and(|(_, d)| {
+                        rvs_checks::probe::plane::is_probe_port(d) && port.iface.owns(h.dst)
+                    }),
+                    _ => false,
+                };
+                if let Some(a) = candidate
+                    .then(|| synprobe::answer_of(m.data(), port))
+                    .flatten()
+                {
+                    plane.answer(a);
+                    if !a.rst {
+                        if let Some(len) = synprobe::reset_in_place(m.data_mut()) {
+                            if m.set_len(len).is_ok() {
+                                self.send(role, m);
+                            }
+                        }
+                    }
+                    return;
+                }
+            }
+        }
         if let Some((ip, mac, solicited)) = learned {
             let _ = shared.events.push(NeighEvent::Learned {
                 port: role,
@@ -418,6 +452,33 @@ impl Worker {
         }
         copy.data_mut().copy_from_slice(m.data());
         self.kernel.push_admitted(role, copy, c);
+    }
+
+    /// Sends the health checks' queued SYNs (worker 0, within its budget) out of the private
+    /// port, resolving each server's next hop as any forwarded packet's.
+    fn send_syns(&mut self, now: Time) {
+        let Some(plane) = self.shared.syn.clone() else {
+            return;
+        };
+        for _ in 0..SYN_BUDGET {
+            let Some(r) = plane.next_request() else {
+                return;
+            };
+            let Some(mut m) = self.pool.alloc() else {
+                self.counters()
+                    .port(PortRole::Private)
+                    .drop(PortDropReason::NoMbuf);
+                return;
+            };
+            let src = synprobe::source_for(&self.ports[PortRole::Private.index()].cur, r.dst);
+            if m.set_len(synprobe::SYN_FRAME_LEN).is_err()
+                || synprobe::write_syn(m.data_mut(), src, &r).is_none()
+            {
+                return;
+            }
+            bump(&plane.sent, 1);
+            self.forward_one(m, PortRole::Private, r.dst, now);
+        }
     }
 
     /// Queues a packet for its owner core (sent in bursts at the end of the iteration).

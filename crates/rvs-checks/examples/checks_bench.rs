@@ -119,8 +119,9 @@ fn main() {
     let rec = Arc::new(Recorder::default());
     let opts = rvs_checks::engine::Options {
         tcp_half_open: args.iter().any(|a| a == "--half-open"),
+        plane: None,
     };
-    let checks = Checks::start(&path, rec.clone(), opts).expect("start");
+    let checks = Checks::start(&path, rec.clone(), opts.clone()).expect("start");
     // Warm up: every probe has run at least twice (warmup spreads the first over delay_loop).
     std::thread::sleep(Duration::from_secs(3 * delay_loop));
     let r = checks.list().expect("list");

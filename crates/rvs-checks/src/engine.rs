@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::plan::{kind_name, plan, target_of, Plan};
+use crate::probe::plane::SynPlane;
 use crate::probe::syn::SynProber;
 use crate::probe::{self, ProbeCx};
 use crate::state::{Action, ProbeId, State};
@@ -58,10 +59,18 @@ pub fn load(path: &Path) -> Result<(ChecksConfig, Plan), String> {
 }
 
 /// How the engine runs, beyond what the checks file says (rvs.toml's `[checks]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// TCP_CHECK by a half-open SYN from a raw socket instead of connect() (probe::syn).
+    /// TCP_CHECK by a half-open SYN instead of connect() (probe::syn).
     pub tcp_half_open: bool,
+    /// The data plane that sends those SYNs (the appliance's); without it, a raw socket.
+    pub plane: Option<Arc<SynPlane>>,
+}
+
+/// How the half-open prober will reach the servers, decided before the thread starts.
+enum SynWire {
+    Raw(socket2::Socket),
+    Plane(Arc<SynPlane>),
 }
 
 type Tls = Option<Arc<rustls::ClientConfig>>;
@@ -321,6 +330,7 @@ fn report(inner: &Inner, heartbeat_secs: f64) -> ChecksReport {
         loaded_secs: secs(inner.loaded),
         heartbeat_secs,
         probes: st.probes.len(),
+        half_open: inner.syn.as_ref().map(|p| p.report()),
         virtual_servers: services,
     }
 }
@@ -334,11 +344,12 @@ impl Checks {
             tracing::info!(target: "rvs::checks", "{}:{}: {}: ignored (not about LVS)", ig.at.file, ig.at.line, ig.keyword);
         }
         let tls = tls_of(&cfg, &p)?;
-        let raw = match opts.tcp_half_open {
-            true => Some(SynProber::open().map_err(|e| {
+        let wire = match (opts.tcp_half_open, opts.plane) {
+            (false, _) => None,
+            (true, Some(plane)) => Some(SynWire::Plane(plane)),
+            (true, None) => Some(SynWire::Raw(SynProber::open().map_err(|e| {
                 format!("half-open TCP checks need a raw socket (CAP_NET_RAW): {e}")
-            })?),
-            false => None,
+            })?)),
         };
         let now = Instant::now();
         let mut state = State::new(p, now);
@@ -383,7 +394,7 @@ impl Checks {
                 };
                 local.block_on(
                     &rt,
-                    serve(Rc::new(RefCell::new(inner)), tls, raw, rx, hb, epoch),
+                    serve(Rc::new(RefCell::new(inner)), tls, wire, rx, hb, epoch),
                 );
             })
             .map_err(|e| format!("checker thread: {e}"))?;
@@ -443,22 +454,25 @@ impl Drop for Checks {
 async fn serve(
     sh: Shared,
     tls: Tls,
-    raw: Option<socket2::Socket>,
+    wire: Option<SynWire>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     hb: Arc<AtomicU64>,
     epoch: Instant,
 ) {
     // The half-open prober registers with this runtime, so it is made here.
-    let syn = raw.and_then(|r| match SynProber::new(r) {
-        Ok(p) => {
-            tokio::task::spawn_local(p.clone().receive());
-            Some(p)
-        }
-        Err(e) => {
-            tracing::error!(target: "rvs::checks", "half-open TCP checks: {e}; using connect()");
-            None
-        }
+    let syn = wire.and_then(|w| {
+        match w {
+        SynWire::Plane(plane) => Some(SynProber::on_plane(plane)),
+        SynWire::Raw(r) => SynProber::new(r)
+            .map_err(|e| {
+                tracing::error!(target: "rvs::checks", "half-open TCP checks: {e}; using connect()")
+            })
+            .ok(),
+    }
     });
+    if let Some(p) = &syn {
+        tokio::task::spawn_local(p.clone().receive());
+    }
     {
         let mut inner = sh.borrow_mut();
         inner.cx = Rc::new(ProbeCx {

@@ -15,7 +15,22 @@ pub struct ChecksReport {
     /// Distinct probes running (one per real server and checker spec, however many virtual
     /// servers share them).
     pub probes: usize,
+    /// How half-open TCP checks reach the servers, when they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_open: Option<HalfOpenReport>,
     pub virtual_servers: Vec<VsReport>,
+}
+
+/// The half-open TCP checker's wire and its counts since start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HalfOpenReport {
+    /// "data plane" (the appliance) or "raw socket".
+    pub via: String,
+    /// SYNs sent, and SYN-ACKs or RSTs received for the checker's ports.
+    pub sent: u64,
+    pub answers: u64,
+    /// SYNs or answers a full queue lost (each costs a resend or a timeout).
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +108,13 @@ pub fn format_text(r: &ChecksReport) -> String {
         age(r.heartbeat_secs),
         r.probes
     );
+    if let Some(h) = &r.half_open {
+        let _ = writeln!(
+            o,
+            "Half-open TCP checks via the {}: {} SYNs sent, {} answers, {} lost",
+            h.via, h.sent, h.answers, h.lost
+        );
+    }
     for vs in &r.virtual_servers {
         let sorry = match &vs.sorry_server {
             Some(s) if vs.sorry_active => format!(", sorry server {s} ACTIVE"),
@@ -164,6 +186,7 @@ mod tests {
             loaded_secs: 12.0,
             heartbeat_secs: 0.05,
             probes: 1,
+            half_open: None,
             virtual_servers: vec![VsReport {
                 service: "TCP  10.0.0.13:80".into(),
                 quorum: 1,
@@ -202,6 +225,17 @@ mod tests {
         );
         assert!(t.contains(
             "       HTTP_GET [192.168.8.14]:tcp:80 down: last HTTP status 503 0.2s ago, 2 failed in a row, changed 3.2s ago"
+        ));
+        assert!(!t.contains("Half-open"));
+        let mut h = r.clone();
+        h.half_open = Some(HalfOpenReport {
+            via: "data plane".into(),
+            sent: 30,
+            answers: 29,
+            lost: 0,
+        });
+        assert!(format_text(&h).contains(
+            "\nHalf-open TCP checks via the data plane: 30 SYNs sent, 29 answers, 0 lost\n"
         ));
         let mut stalled = r.clone();
         stalled.heartbeat_secs = 5.0;

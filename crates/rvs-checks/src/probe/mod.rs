@@ -9,6 +9,7 @@
 mod dns;
 mod http;
 mod misc;
+pub mod plane;
 mod sock;
 pub mod syn;
 mod tcp;

@@ -5,15 +5,18 @@
 //! the CPU: no socket, no epoll registration, no FIN exchange and no TIME_WAIT on either side
 //! (docs/benchmarks.md, "Health checks at scale"). The server's application never sees it.
 //!
-//! One raw socket sends every SYN and sees every TCP segment the host receives; a receive task
-//! matches SYN-ACKs and RSTs to the probes waiting for them by (server, port, our port) and
-//! sequence number. Probes with bindto, bind_port, bind_if or fwmark use connect() instead.
+//! Two wires, one matching: in the appliance the data plane sends the SYNs and hands back the
+//! answers (`probe::plane`, no kernel at all); standalone (tests, the benchmark harness) one
+//! raw socket sends every SYN and a BPF filter gives it the answers. A receive task matches
+//! SYN-ACKs and RSTs to the probes waiting for them by (server, port, our port) and sequence
+//! number. Probes with bindto, bind_port, bind_if or fwmark use connect() instead.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvs_net::checksum::{finish, pseudo_header_v4, sum};
@@ -23,15 +26,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket as Datagrams;
 use tokio::sync::oneshot;
 
+use super::plane::{SynPlane, SynRequest, PORTS};
 use super::{down, io_reason, ProbeSpec, Trio, Verdict};
 
 /// A SYN is sent again after this, as the kernel's connect() would (its initial RTO).
 const RESEND: Duration = Duration::from_secs(1);
 /// How long a route's source address is trusted before it is looked up again.
 const SOURCE_TTL: Duration = Duration::from_secs(30);
-/// Our ports: the top of the ephemeral range, so that a clash with a kernel connection is as
-/// unlikely as the kernel's own clashes.
-const PORTS: (u16, u16) = (40000, 60999);
+/// How often the receive task collects the data plane's answers: well under a check's
+/// resolution, and 200 wake-ups a second cost nothing measurable.
+const COLLECT_EVERY: Duration = Duration::from_millis(5);
 
 type Key = (Ipv4Addr, u16, u16);
 
@@ -42,14 +46,23 @@ enum Answer {
     Rst,
 }
 
-pub struct SynProber {
+enum Wire {
     /// The raw socket, driven by tokio as the datagram socket it is to the kernel (recv and
     /// sendto, one segment each): tokio has no raw-socket type, and registering a bare fd
     /// would need `unsafe`.
-    raw: Datagrams,
+    Raw(Datagrams),
+    /// The appliance's data plane.
+    Plane(Arc<SynPlane>),
+}
+
+pub struct SynProber {
+    wire: Wire,
     waiting: RefCell<HashMap<Key, (u32, oneshot::Sender<Answer>)>>,
     sources: RefCell<HashMap<Ipv4Addr, (Ipv4Addr, Instant)>>,
     next_port: Cell<u16>,
+    /// The raw socket's SYNs sent and answers received (the data plane counts its own).
+    sent: Cell<u64>,
+    answers: Cell<u64>,
 }
 
 impl SynProber {
@@ -70,21 +83,65 @@ impl SynProber {
 
     /// The prober on a socket from [`SynProber::open`]; inside the engine's runtime.
     pub fn new(raw: Socket) -> io::Result<Rc<SynProber>> {
-        Ok(Rc::new(SynProber {
-            raw: Datagrams::from_std(raw.into())?,
+        Ok(Self::on(Wire::Raw(Datagrams::from_std(raw.into())?)))
+    }
+
+    /// The prober on the appliance's data plane.
+    pub fn on_plane(plane: Arc<SynPlane>) -> Rc<SynProber> {
+        Self::on(Wire::Plane(plane))
+    }
+
+    fn on(wire: Wire) -> Rc<SynProber> {
+        Rc::new(SynProber {
+            wire,
             waiting: RefCell::new(HashMap::new()),
             sources: RefCell::new(HashMap::new()),
             next_port: Cell::new(fastrand::u16(PORTS.0..=PORTS.1)),
-        }))
+            sent: Cell::new(0),
+            answers: Cell::new(0),
+        })
+    }
+
+    /// Its wire and counts, for `--list-checks`.
+    pub fn report(&self) -> rvs_ctl::checks::HalfOpenReport {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.wire {
+            Wire::Raw(_) => rvs_ctl::checks::HalfOpenReport {
+                via: "raw socket".into(),
+                sent: self.sent.get(),
+                answers: self.answers.get(),
+                lost: 0,
+            },
+            Wire::Plane(p) => rvs_ctl::checks::HalfOpenReport {
+                via: "data plane".into(),
+                sent: p.sent.load(Relaxed),
+                answers: p.answered.load(Relaxed),
+                lost: p.requests_lost.load(Relaxed) + p.answers_lost.load(Relaxed),
+            },
+        }
     }
 
     /// Delivers answers to the waiting probes; runs for as long as the engine does.
     pub async fn receive(self: Rc<Self>) {
+        let raw = match &self.wire {
+            Wire::Raw(raw) => raw,
+            Wire::Plane(plane) => {
+                let mut tick = tokio::time::interval(COLLECT_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    while let Some(a) = plane.next_answer() {
+                        let answer = if a.rst { Answer::Rst } else { Answer::SynAck };
+                        self.settle((a.src, a.sport, a.dport), a.ack, answer);
+                    }
+                }
+            }
+        };
         // Raw sockets deliver the IP header; 256 bytes cover it and the TCP header (the rest
         // of a longer segment is cut off, which is all right: only the headers matter).
         let mut buf = [0u8; 256];
         loop {
-            match self.raw.recv(&mut buf).await {
+            match raw.recv(&mut buf).await {
                 Ok(n) => self.dispatch(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -110,11 +167,16 @@ impl SynProber {
         } else {
             return;
         };
+        self.answers.set(self.answers.get() + 1);
+        self.settle(key, tcp.ack_no(), answer);
+    }
+
+    fn settle(&self, key: Key, ack: u32, answer: Answer) {
         let mut w = self.waiting.borrow_mut();
         // Only the answer to our SYN (ack = our seq + 1) settles a probe: a stray segment
         // with the same ports does not.
         if w.get(&key)
-            .is_some_and(|(seq, _)| tcp.ack_no() == seq.wrapping_add(1))
+            .is_some_and(|(seq, _)| ack == seq.wrapping_add(1))
         {
             if let Some((_, tx)) = w.remove(&key) {
                 let _ = tx.send(answer);
@@ -207,27 +269,53 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// How one attempt's SYN leaves.
+enum Send<'a> {
+    Raw(&'a Datagrams, [u8; 24], std::net::SocketAddr),
+    Plane(&'a SynPlane, SynRequest),
+}
+
 /// One half-open attempt; the caller's total deadline bounds it.
 pub(crate) async fn probe(spec: &ProbeSpec, p: &SynProber) -> Verdict {
     let at = Trio::of(spec);
     let failed = |e: &io::Error| down(io_reason(e), format!("TCP connection to {at} failed."));
     let dst = spec.connect_ip;
-    let src = match p.source(dst) {
-        Ok(s) => s,
-        Err(e) => return failed(&e),
-    };
     let sport = p.port(dst, spec.connect_port);
     let seq = fastrand::u32(..);
     let key = (dst, spec.connect_port, sport);
     let (tx, mut rx) = oneshot::channel();
     p.waiting.borrow_mut().insert(key, (seq, tx));
     let _guard = Waiting { p, key };
-    let seg = syn_segment(src, dst, sport, spec.connect_port, seq);
-    let to = std::net::SocketAddr::V4(SocketAddrV4::new(dst, 0));
+    let send = match &p.wire {
+        Wire::Raw(raw) => {
+            let src = match p.source(dst) {
+                Ok(s) => s,
+                Err(e) => return failed(&e),
+            };
+            let seg = syn_segment(src, dst, sport, spec.connect_port, seq);
+            let to = std::net::SocketAddr::V4(SocketAddrV4::new(dst, 0));
+            Send::Raw(raw, seg, to)
+        }
+        Wire::Plane(plane) => Send::Plane(
+            plane,
+            SynRequest {
+                dst,
+                dport: spec.connect_port,
+                sport,
+                seq,
+            },
+        ),
+    };
     loop {
-        if let Err(e) = p.raw.try_send_to(&seg, to) {
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return failed(&e);
+        match &send {
+            Send::Raw(raw, seg, to) => match raw.try_send_to(seg, *to) {
+                Ok(_) => p.sent.set(p.sent.get() + 1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return failed(&e),
+            },
+            // A full queue is a lost SYN: the resend below is the retry.
+            Send::Plane(plane, r) => {
+                plane.request(*r);
             }
         }
         match tokio::time::timeout(RESEND, &mut rx).await {
