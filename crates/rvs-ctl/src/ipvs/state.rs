@@ -8,7 +8,7 @@ use rvs_lb::stats::{
     sum_dest, sum_service, sum_total, CoreStats, Estimator, Traffic, ESTIMATOR_INTERVAL_SECS,
 };
 use rvs_lb::{Time, NANOS_PER_SEC};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub(super) fn cores_iter(cores: &[Arc<CoreStats>]) -> impl Iterator<Item = &CoreStats> {
@@ -129,16 +129,16 @@ impl Core {
             None => self.total_est = Some(Estimator::new(t)),
         }
         // Forget ids that are gone; a trashed server keeps its baseline (re-adding it restores
-        // its counters, so its -Z baseline must survive too).
-        self.svc_est
-            .retain(|id, _| live_svcs.iter().any(|(i, _)| i == id));
-        self.svc_base
-            .retain(|id, _| live_svcs.iter().any(|(i, _)| i == id));
-        let trash: Vec<DestId> = self.config.trash().iter().map(|t| t.dest.id).collect();
-        self.dest_est
-            .retain(|id, _| live_dests.iter().any(|(i, _)| i == id));
+        // its counters, so its -Z baseline must survive too). Sets, not list scans: with
+        // 10,000 real servers a scan per entry was 10^8 comparisons every period.
+        let svcs: HashSet<ServiceId> = live_svcs.iter().map(|&(i, _)| i).collect();
+        let dests: HashSet<DestId> = live_dests.iter().map(|&(i, _)| i).collect();
+        let trash: HashSet<DestId> = self.config.trash().iter().map(|t| t.dest.id).collect();
+        self.svc_est.retain(|id, _| svcs.contains(id));
+        self.svc_base.retain(|id, _| svcs.contains(id));
+        self.dest_est.retain(|id, _| dests.contains(id));
         self.dest_base
-            .retain(|id, _| live_dests.iter().any(|(i, _)| i == id) || trash.contains(id));
+            .retain(|id, _| dests.contains(id) || trash.contains(id));
     }
 
     /// Frees trashed real servers once every worker runs a configuration without them and none
