@@ -35,9 +35,12 @@ const EXPIRE_BUDGET: usize = 1024;
 /// Connection-expiry work per loop iteration.
 const TICK_BUDGET: usize = 64;
 
-/// Half-open health-check SYNs worker 0 sends per loop iteration (10,000 servers checked every
-/// second are a few per iteration).
+/// Half-open health-check SYNs worker 0 sends per loop iteration, at most.
 const SYN_BUDGET: usize = 32;
+
+/// ... and how long it lets them gather first: one TX burst (one doorbell, on af_packet one
+/// syscall) per millisecond instead of one per SYN; a check's answer is 1 ms later at most.
+const SYN_GATHER: Time = NANOS_PER_SEC / 1000;
 
 /// One burst in this many carries a latency sample (two TSC reads).
 const LATENCY_SAMPLE_EVERY: u32 = 16;
@@ -125,6 +128,8 @@ pub struct Worker {
     pending_meta: [Pending; BURST_SIZE],
     /// Non-empty poll iterations, for latency sampling.
     busy_loops: u32,
+    /// When worker 0 next sends the health checks' SYNs (`SYN_GATHER`).
+    syn_due: Time,
 }
 
 /// The construction inputs of a worker.
@@ -180,6 +185,7 @@ impl Worker {
             pending: Burst::new(),
             pending_meta: [NO_PENDING; BURST_SIZE],
             busy_loops: 0,
+            syn_due: 0,
             shared,
         }
     }
@@ -460,6 +466,10 @@ impl Worker {
         let Some(plane) = self.shared.syn.clone() else {
             return;
         };
+        if now < self.syn_due && plane.queued() < SYN_BUDGET {
+            return;
+        }
+        self.syn_due = now + SYN_GATHER;
         for _ in 0..SYN_BUDGET {
             let Some(r) = plane.next_request() else {
                 return;

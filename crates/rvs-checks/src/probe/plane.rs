@@ -97,6 +97,12 @@ impl SynPlane {
         }
     }
 
+    /// SYNs waiting to be sent.
+    #[inline]
+    pub fn queued(&self) -> usize {
+        self.requests.len()
+    }
+
     /// The checker's side: the next answer.
     pub fn next_answer(&self) -> Option<SynAnswer> {
         self.answers.pop()
