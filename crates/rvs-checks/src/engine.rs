@@ -93,6 +93,11 @@ struct Inner {
     cx: Rc<ProbeCx>,
     syn: Option<Rc<SynProber>>,
     tasks: HashMap<ProbeId, AbortHandle>,
+    /// Probes whose result changed what the table should hold, for the flush task: the
+    /// results of one moment (1,000 servers failing together) become one IPVS change, not
+    /// 1,000 configuration snapshots built one after the other.
+    dirty: Vec<ProbeId>,
+    flush: Rc<tokio::sync::Notify>,
     file: PathBuf,
     loaded: Instant,
 }
@@ -146,9 +151,9 @@ impl Inner {
     /// Reconciles and applies. A refused batch is retried one operation at a time so that
     /// one stale entry (say, a real server an operator deleted by hand) does not freeze the
     /// checks of everything else.
-    fn sync_table(&mut self, id: ProbeId, now: Instant) {
+    fn sync_table(&mut self, ids: &[ProbeId], now: Instant) {
         let mut acts = Vec::new();
-        let mut change = self.state.reconcile_probe(id, now, &mut acts);
+        let mut change = self.state.reconcile_probes(ids, now, &mut acts);
         act(acts);
         let ops = std::mem::take(&mut change.ops);
         if ops.is_empty() {
@@ -188,13 +193,29 @@ async fn run_probe(id: ProbeId, sh: Shared) {
             let r = inner.state.on_result(id, v, now, &mut acts);
             act(acts);
             if let Some((_, true)) = r {
-                inner.sync_table(id, now);
+                inner.dirty.push(id);
+                inner.flush.notify_one();
             }
             r
         };
         match next {
             Some((d, _)) => tokio::time::sleep(d).await,
             None => return,
+        }
+    }
+}
+
+/// Applies what the probes' results changed, batched: it runs once the results ready at
+/// the same moment have all been taken.
+async fn flush_changes(sh: Shared) {
+    let flush = sh.borrow().flush.clone();
+    loop {
+        flush.notified().await;
+        tokio::task::yield_now().await;
+        let mut inner = sh.borrow_mut();
+        let ids = std::mem::take(&mut inner.dirty);
+        if !ids.is_empty() {
+            inner.sync_table(&ids, Instant::now());
         }
     }
 }
@@ -389,6 +410,8 @@ impl Checks {
                     cx: Rc::new(ProbeCx::default()),
                     syn: None,
                     tasks: HashMap::new(),
+                    dirty: Vec::new(),
+                    flush: Rc::new(tokio::sync::Notify::new()),
                     file,
                     loaded: now,
                 };
@@ -482,6 +505,7 @@ async fn serve(
         inner.syn = syn;
     }
     let ids = sh.borrow().state.ids.clone();
+    tokio::task::spawn_local(flush_changes(sh.clone()));
     spawn_probes(&sh, &ids);
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {

@@ -274,7 +274,25 @@ impl State {
 
     /// [`State::reconcile`] for the services probe `id` is part of, after its result.
     pub fn reconcile_probe(&mut self, id: ProbeId, now: Instant, acts: &mut Vec<Action>) -> Change {
-        let which = self.by_probe.get(&id).cloned().unwrap_or_default();
+        self.reconcile_probes(&[id], now, acts)
+    }
+
+    /// [`State::reconcile`] for the services any of `ids` is part of: the results of one
+    /// moment, one change (ids no longer planned are skipped).
+    pub fn reconcile_probes(
+        &mut self,
+        ids: &[ProbeId],
+        now: Instant,
+        acts: &mut Vec<Action>,
+    ) -> Change {
+        let mut which: Vec<usize> = ids
+            .iter()
+            .filter_map(|id| self.by_probe.get(id))
+            .flatten()
+            .copied()
+            .collect();
+        which.sort_unstable();
+        which.dedup();
         self.reconcile_services(&which, false, now, acts)
     }
 

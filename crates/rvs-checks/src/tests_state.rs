@@ -393,3 +393,33 @@ fn omega_runs_the_down_notifiers_of_what_is_up() {
     let without = state(LAB, t0);
     assert!(without.omega_scripts().is_empty());
 }
+
+#[test]
+fn results_of_one_moment_are_one_change() {
+    // The engine batches the probes whose results changed the table: both servers failing
+    // together are one change with both removals, and a stopped probe's id is skipped.
+    let t0 = Instant::now();
+    let mut s = state(LAB, t0);
+    let mut acts = Vec::new();
+    sync(&mut s, t0, &mut acts);
+    let (rs1, rs2) = (s.ids[0], s.ids[1]);
+    for _ in 0..2 {
+        for id in [rs1, rs2] {
+            s.on_result(id, down("connection refused"), t0, &mut acts);
+        }
+    }
+    let c = s.reconcile_probes(&[rs2, rs1, rs2, 9999], t0, &mut acts);
+    let ops = named(&c.ops);
+    s.commit(c);
+    assert_eq!(
+        ops,
+        vec![
+            op("delete_dest", "192.168.8.14:80", 0),
+            op("delete_dest", "192.168.8.15:80", 0)
+        ]
+    );
+    assert!(
+        sync(&mut s, t0, &mut acts).is_empty(),
+        "the batch left work"
+    );
+}
