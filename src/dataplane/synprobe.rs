@@ -2,12 +2,12 @@
 //! worker builds for a request, and the answers it takes off the private port before the
 //! exception path. Pure functions over bytes, unit-tested without hugepages.
 
-use super::l3::PortInfo;
+use super::l3::{PortInfo, Rx};
 use crate::net::checksum::{finish, pseudo_header_v4, sum};
 use crate::net::ethernet;
 use crate::net::ipv4::{Ipv4Packet, Protocol, FLAG_DF};
 use crate::net::tcp::TcpSegment;
-use rvs_checks::probe::plane::{is_probe_port, SynAnswer, SynRequest};
+use rvs_checks::probe::plane::{is_probe_port, SynAnswer, SynPlane, SynRequest};
 use std::net::Ipv4Addr;
 
 const IP_LEN: usize = 20;
@@ -87,6 +87,26 @@ pub fn answer_of(frame: &[u8], port: &PortInfo) -> Option<SynAnswer> {
         ack: tcp.ack_no(),
         rst,
     })
+}
+
+/// Takes a frame received on the private port if it answers one of the checker's SYNs:
+/// hands the answer to the checker and, for a SYN-ACK, rewrites the frame into the RST,
+/// whose length it returns (send it back). None: not an answer, the frame goes its way. Only
+/// frames for the host or to a probe port of ours are parsed, so NAT traffic pays one test.
+pub fn take(frame: &mut [u8], port: &PortInfo, rx: &Rx, plane: &SynPlane) -> Option<Option<usize>> {
+    let candidate = match rx {
+        Rx::ToKernel => true,
+        Rx::Ipv4 { h, .. } => h
+            .ports
+            .is_some_and(|(_, d)| is_probe_port(d) && port.iface.owns(h.dst)),
+        _ => false,
+    };
+    if !candidate {
+        return None;
+    }
+    let a = answer_of(frame, port)?;
+    plane.answer(a);
+    Some(if a.rst { None } else { reset_in_place(frame) })
 }
 
 /// Rewrites a SYN-ACK (checked by [`answer_of`]) in place into the RST that ends the half-open
@@ -258,6 +278,34 @@ mod tests {
             (t.src_port(), t.dst_port(), t.seq()),
             (40001, 80, 0x0102_0305)
         );
+    }
+
+    #[test]
+    fn take_hands_answers_over_and_leaves_the_rest() {
+        let p = private();
+        let plane = SynPlane::new(4);
+        let mut syn = [0u8; SYN_FRAME_LEN];
+        write_syn(&mut syn, DIP, &request()).unwrap();
+        let h = |f: &[u8]| crate::net::ipv4::Ipv4Repr::parse(&f[14..]).unwrap();
+        // Up the exception path (the port has a twin) or to the load balancer (it has not).
+        let mut sa = answer(&syn, SYN | ACK, &[]);
+        assert_eq!(take(&mut sa, &p, &Rx::ToKernel, &plane), Some(Some(54)));
+        let mut rst = answer(&syn, RST | ACK, &[]);
+        let rx = Rx::Ipv4 { l3: 14, h: h(&rst) };
+        assert_eq!(take(&mut rst, &p, &rx, &plane), Some(None));
+        assert_eq!(plane.next_answer().map(|a| a.rst), Some(false));
+        assert_eq!(plane.next_answer().map(|a| a.rst), Some(true));
+        // A server's reply to a client (NAT traffic), and a frame that was dropped: not taken,
+        // not touched.
+        let mut nat = answer_to(&syn, 55555, SYN | ACK, &[]);
+        nat[14 + 16..14 + 20].copy_from_slice(&[10, 0, 0, 12]);
+        let before = nat.clone();
+        let rx = Rx::Ipv4 { l3: 14, h: h(&nat) };
+        assert_eq!(take(&mut nat, &p, &rx, &plane), None);
+        let drop = Rx::Drop(crate::dataplane::counters::PortDropReason::Runt);
+        assert_eq!(take(&mut nat, &p, &drop, &plane), None);
+        assert_eq!(nat, before);
+        assert!(plane.next_answer().is_none());
     }
 
     #[test]

@@ -289,29 +289,12 @@ impl Worker {
         // Answers to the data plane's health-check SYNs are taken before the exception path
         // (and the load balancer) would see them; the test is on the private port only, and
         // for packets the load balancer gets, a look at the parsed header.
-        if role == PortRole::Private {
-            if let Some(plane) = &shared.syn {
-                let candidate = match &rx {
-                    Rx::ToKernel => true,
-                    Rx::Ipv4 { h, .. } => h.ports.is_some_and(|(_, d)| {
-                        rvs_checks::probe::plane::is_probe_port(d) && port.iface.owns(h.dst)
-                    }),
-                    _ => false,
-                };
-                if let Some(a) = candidate
-                    .then(|| synprobe::answer_of(m.data(), port))
-                    .flatten()
-                {
-                    plane.answer(a);
-                    if !a.rst {
-                        if let Some(len) = synprobe::reset_in_place(m.data_mut()) {
-                            if m.set_len(len).is_ok() {
-                                self.send(role, m);
-                            }
-                        }
-                    }
-                    return;
+        if let (PortRole::Private, Some(plane)) = (role, &shared.syn) {
+            if let Some(reset) = synprobe::take(m.data_mut(), port, &rx, plane) {
+                if reset.is_some_and(|len| m.set_len(len).is_ok()) {
+                    self.send(role, m);
                 }
+                return;
             }
         }
         if let Some((ip, mac, solicited)) = learned {
