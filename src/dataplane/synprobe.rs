@@ -77,7 +77,7 @@ pub fn answer_of(frame: &[u8], port: &PortInfo) -> Option<SynAnswer> {
         return None;
     }
     let rst = tcp.rst();
-    if !rst && !(tcp.syn() && tcp.ack()) {
+    if !(rst || tcp.syn() && tcp.ack()) {
         return None;
     }
     Some(SynAnswer {
