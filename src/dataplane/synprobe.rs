@@ -8,6 +8,7 @@ use crate::net::ethernet;
 use crate::net::ipv4::{Ipv4Packet, Protocol, FLAG_DF};
 use crate::net::tcp::TcpSegment;
 use rvs_checks::probe::plane::{is_probe_port, SynAnswer, SynPlane, SynRequest};
+use rvs_checks::probe::syn::syn_segment;
 use std::net::Ipv4Addr;
 
 const IP_LEN: usize = 20;
@@ -17,7 +18,6 @@ const RST_TCP_LEN: usize = 20;
 /// Ethernet + IPv4 + TCP with MSS: the frame length of a SYN.
 pub const SYN_FRAME_LEN: usize = ethernet::HEADER_LEN + IP_LEN + SYN_TCP_LEN;
 
-const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 
 /// The port's address a SYN to `dst` leaves from: its address on the server's subnet (the
@@ -38,30 +38,23 @@ pub fn write_syn(frame: &mut [u8], src: Ipv4Addr, r: &SynRequest) -> Option<usiz
     f[..12].fill(0);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     let (ip, tcp) = f[ethernet::HEADER_LEN..].split_at_mut(IP_LEN);
+    write_ip_header(ip, src, r.dst, SYN_TCP_LEN);
+    tcp.copy_from_slice(&syn_segment(src, r.dst, r.sport, r.dport, r.seq));
+    Some(SYN_FRAME_LEN)
+}
+
+/// A 20-byte IPv4 header of a DF TCP datagram, its checksum computed.
+fn write_ip_header(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, tcp_len: usize) {
     ip.fill(0);
     ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((IP_LEN + SYN_TCP_LEN) as u16).to_be_bytes());
+    ip[2..4].copy_from_slice(&((IP_LEN + tcp_len) as u16).to_be_bytes());
     ip[6..8].copy_from_slice(&FLAG_DF.to_be_bytes());
     ip[8] = 64;
     ip[9] = Protocol::TCP;
     ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&r.dst.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
     let c = finish(sum(ip, 0));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    tcp.fill(0);
-    tcp[0..2].copy_from_slice(&r.sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&r.dport.to_be_bytes());
-    tcp[4..8].copy_from_slice(&r.seq.to_be_bytes());
-    tcp[12] = ((SYN_TCP_LEN / 4) as u8) << 4;
-    tcp[13] = SYN;
-    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    tcp[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]); // MSS 1460
-    let c = finish(sum(
-        tcp,
-        pseudo_header_v4(src, r.dst, Protocol::TCP, SYN_TCP_LEN as u16),
-    ));
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    Some(SYN_FRAME_LEN)
 }
 
 /// The answer to one of the checker's SYNs this frame is, if it is one: a TCP SYN-ACK or RST
@@ -135,16 +128,7 @@ pub fn reset_in_place(frame: &mut [u8]) -> Option<usize> {
     let (sport, dport) = ([frame[t + 2], frame[t + 3]], [frame[t], frame[t + 1]]);
     let seq = [frame[t + 8], frame[t + 9], frame[t + 10], frame[t + 11]];
     let (ip, tcp) = frame[l3..len].split_at_mut(IP_LEN);
-    ip.fill(0);
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((IP_LEN + RST_TCP_LEN) as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&FLAG_DF.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = Protocol::TCP;
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    let c = finish(sum(ip, 0));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    write_ip_header(ip, src, dst, RST_TCP_LEN);
     tcp.fill(0);
     tcp[0..2].copy_from_slice(&sport);
     tcp[2..4].copy_from_slice(&dport);
@@ -167,6 +151,7 @@ mod tests {
     use crate::lb::PortRole;
 
     const ACK: u8 = 0x10;
+    const SYN: u8 = 0x02;
 
     fn private() -> PortInfo {
         let mut p = port();

@@ -242,8 +242,9 @@ fn answers_filter() -> [socket2::SockFilter; 10] {
     ]
 }
 
-/// A SYN with an MSS option, its checksum over the pseudo header.
-fn syn_segment(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> [u8; 24] {
+/// A SYN with an MSS option, its checksum over the pseudo header (the data plane's SYNs are
+/// this segment too, `src/dataplane/synprobe.rs`).
+pub fn syn_segment(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..2].copy_from_slice(&sport.to_be_bytes());
     h[2..4].copy_from_slice(&dport.to_be_bytes());
