@@ -27,3 +27,5 @@ set -x
 $RVSADM -L -n --stats
 $RVSADM -L -n -c
 $RVSADM --stats-ports
+# The same numbers for Prometheus, under node_exporter's IPVS names ([metrics] in the lab's config).
+curl -s -m 3 http://127.0.0.1:9642/metrics | grep '^node_ipvs'

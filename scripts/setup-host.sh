@@ -3,14 +3,15 @@
 #   - Debian packages: DPDK 22.11 (runtime, headers, tools), clang/libclang for bindgen,
 #     pkg-config, the lab's tools (iproute2, ping, arping, curl, ethtool, tcpdump, socat,
 #     python3 for the real servers' HTTP server, hping3 and scapy for the exception-path tests, keepalived to cross-check the
-#     keepalived.conf parser, ldirectord for tests/lab_ldirectord.rs: Debian's own driving rvsadm).
+#     keepalived.conf parser, ldirectord for tests/lab_ldirectord.rs: Debian's own driving rvsadm,
+#     prometheus and promtool for tests/lab_metrics.rs).
 #   - Rust: uses the toolchain on PATH (rustup's); fails with a clear message if there is none.
 #   - Hugepages: reserves RVS_HUGEPAGES 2 MiB pages (default 1024 = 2 GiB) and mounts hugetlbfs.
 set -euo pipefail
 
 PKGS=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config build-essential
       iproute2 iputils-ping arping curl ethtool tcpdump socat python3 procps kmod
-      hping3 python3-scapy keepalived ldirectord)
+      hping3 python3-scapy keepalived ldirectord prometheus)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-host.sh: must run as root" >&2

@@ -48,7 +48,7 @@ stage "unit, property and DPDK virtual-port tests" \
     cargo test --release --workspace --no-fail-fast || true
 # The sans-IO core and the control plane (rvsadm) build and test where DPDK cannot be found.
 stage "core and control crates without DPDK" env PKG_CONFIG_LIBDIR=/nonexistent \
-    cargo test --release -p rvs-net -p rvs-lb -p rvs-ctl -p rvs-checks --quiet || true
+    cargo test --release -p rvs-net -p rvs-lb -p rvs-ctl -p rvs-checks -p rvs-metrics --quiet || true
 # The benchmark scripts' computing half (scripts/benchlib.py) and shared shell (scripts/lib.sh).
 stage "benchmark scripts (python unittest scripts/tests)" \
     /usr/bin/python3 -m unittest discover -s scripts/tests || true

@@ -180,6 +180,8 @@ struct RawConfig {
     rules: RulesConfig,
     #[serde(default)]
     checks: ChecksSection,
+    #[serde(default)]
+    metrics: MetricsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +300,31 @@ pub struct ChecksSection {
     /// `half-open` (a SYN from a raw socket; a fifth of the CPU for large pools).
     #[serde(default)]
     pub tcp_check: TcpCheckMode,
+}
+
+/// The Prometheus endpoint (`GET /metrics`), off unless `listen` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// "ADDR:PORT" to serve on, e.g. "127.0.0.1:9642" (port 0: any free port).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Scrapers served at once; more get a 503 and are closed.
+    #[serde(default = "metrics_max_clients")]
+    pub max_clients: usize,
+}
+
+fn metrics_max_clients() -> usize {
+    16
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: None,
+            max_clients: metrics_max_clients(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -441,6 +468,7 @@ pub struct ApplianceConfig {
     pub control: ControlConfig,
     pub rules: RulesConfig,
     pub checks: ChecksSection,
+    pub metrics: MetricsSection,
 }
 
 impl ApplianceConfig {
@@ -524,6 +552,9 @@ impl ApplianceConfig {
                     .into(),
             ));
         }
+        if raw.metrics.max_clients == 0 || raw.metrics.max_clients > 1024 {
+            return Err(invalid("metrics.max_clients must be 1..1024".into()));
+        }
         if raw.control.socket.as_os_str().is_empty() || !raw.control.socket.is_absolute() {
             return Err(invalid("control.socket must be an absolute path".into()));
         }
@@ -537,6 +568,7 @@ impl ApplianceConfig {
             control: raw.control,
             rules: raw.rules,
             checks: raw.checks,
+            metrics: raw.metrics,
         })
     }
 

@@ -91,8 +91,15 @@ fn free_hugepage_mb() -> u64 {
 /// Runs the appliance until SIGINT/SIGTERM. Returns after a clean shutdown.
 pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
     precheck(&cfg)?;
-    // Bind the control socket before EAL so "in use" fails fast and touches no device.
+    // Bind the control socket and the metrics endpoint before EAL so "in use" fails fast and
+    // touches no device.
     let bound = server::bind(&cfg.control.socket, &cfg.control.group)?;
+    let metrics = match cfg.metrics.listen {
+        Some(addr) => {
+            Some(rvs_metrics::http::bind(addr).map_err(|e| AppError::Precheck(e.to_string()))?)
+        }
+        None => None,
+    };
 
     let sig = Signals {
         term: Arc::new(AtomicBool::new(false)),
@@ -114,12 +121,13 @@ pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
         ))
     })?;
     let mut app = Appliance {
+        metrics: None,
         server: None,
         workers: None,
         ports: Vec::new(),
         _eal: eal,
     };
-    let result = run_with_eal(&cfg, bound, sig, &mut app);
+    let result = run_with_eal(&cfg, (bound, metrics), sig, &mut app);
     drop(app);
     if result.is_ok() {
         eprintln!("rvs: stopped");
@@ -129,10 +137,11 @@ pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
 
 /// Everything that reaches into DPDK, owned in the order it must be torn down: Rust drops
 /// fields in declaration order, so whatever path leaves `run` (a clean stop, or an error at any
-/// step of the start), the control clients are disconnected and joined first (they read port
-/// statistics), then the workers are stopped and joined, then the ports are stopped and closed,
+/// step of the start), the metrics endpoint is stopped and the control clients are disconnected
+/// and joined first (they read port statistics), then the workers are stopped and joined, then the ports are stopped and closed,
 /// and only then does `rte_eal_cleanup` run.
 struct Appliance {
+    metrics: Option<rvs_metrics::http::Endpoint>,
     server: Option<server::Server>,
     workers: Option<dpdk::LcoreGroup>,
     ports: Vec<Port>,
@@ -144,7 +153,7 @@ struct Appliance {
 /// error at any later step (every `?` below) still tears everything down in order.
 fn run_with_eal(
     cfg: &ApplianceConfig,
-    bound: server::Bound,
+    (bound, metrics): (server::Bound, Option<rvs_metrics::http::Bound>),
     sig: Signals,
     app: &mut Appliance,
 ) -> Result<(), AppError> {
@@ -171,6 +180,18 @@ fn run_with_eal(
     launch_workers(kit, &lcores, &mut app.workers)?;
     let mgmt = build_mgmt(cfg, &shared, &ports.facts, lcores, &twins);
     start_serving(cfg, &mgmt, bound, &mut app.server)?;
+    if let Some(m) = metrics {
+        let source = Arc::new(super::metrics::MetricsSource(Arc::downgrade(&mgmt)));
+        let limits = rvs_metrics::http::Limits {
+            max_clients: cfg.metrics.max_clients,
+            ..Default::default()
+        };
+        let endpoint = m
+            .serve(source, limits)
+            .map_err(|e| AppError::Precheck(e.to_string()))?;
+        tracing::info!("metrics: http://{}/metrics", endpoint.local_addr());
+        app.metrics = Some(endpoint);
+    }
     let mut tx = MgmtTx {
         pool,
         rings: rings.mgmt_tx,

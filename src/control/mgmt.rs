@@ -4,7 +4,7 @@
 //! resolution and gratuitous ARP, sent through worker 0's rings. Started by `control::app`.
 
 use super::proto::{NeighReply, PortReport, PortStatsReply, Request, Response, WorkerReport};
-use super::report::{HwPortCounters, NeighRow, PortCountersSnapshot};
+use super::report::{EngineReport, HwPortCounters, NeighRow, PortCountersSnapshot};
 use super::server::Handler;
 use super::twin::Twins;
 use crate::config::Interface;
@@ -13,6 +13,7 @@ use crate::dataplane::shared::{NeighEvent, Shared, TscClock};
 use crate::dataplane::{counters, latency};
 use crate::dpdk::port::stats_of;
 use crate::dpdk::{self, Mempool, PortId, RingTx};
+use crate::lb::stats::DropReason;
 use crate::lb::{PortRole, Snapshot};
 use crate::net::{arp, MacAddr};
 use rvs_checks::engine::{Apply, Checks};
@@ -86,6 +87,14 @@ impl Handler for Mgmt {
 }
 
 impl Mgmt {
+    /// Whether the appliance runs health checks.
+    pub(super) fn has_checks(&self) -> bool {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     fn with_checks(&self, f: impl FnOnce(&Checks) -> Result<Response, String>) -> Response {
         let checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
         match checks.as_ref() {
@@ -152,9 +161,28 @@ impl Mgmt {
                     .iter()
                     .map(|r| counters::snapshot(w.port(*r)))
                     .collect(),
+                engine: self.engine_report(i),
             })
             .collect();
         json_ok(&PortStatsReply { ports, workers })
+    }
+
+    fn engine_report(&self, worker: usize) -> EngineReport {
+        let Some(core) = self.shared.lb_stats.get(worker) else {
+            return EngineReport::default();
+        };
+        let e = &core.engine;
+        EngineReport {
+            table_entries: e.table_entries.get(),
+            table_capacity: self.shared.conn_capacity(worker) as u64,
+            conns_created: e.conns_created.get(),
+            templates_created: e.templates_created.get(),
+            conns_expired: e.conns_expired.get(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_string(), e.drops_for(*r)))
+                .collect(),
+        }
     }
 }
 

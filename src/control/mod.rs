@@ -5,6 +5,7 @@
 //! DPDK; it is re-exported here under its old paths.
 
 pub mod app;
+mod metrics;
 mod mgmt;
 pub mod netlink;
 pub mod ports;

@@ -40,12 +40,15 @@ pub fn bucket_max(i: usize) -> u64 {
 /// One worker's histogram.
 pub struct LatencyHist {
     counts: Box<[AtomicU64]>,
+    /// Sum of the samples in cycles (a Prometheus histogram's `_sum`).
+    sum: AtomicU64,
 }
 
 impl Default for LatencyHist {
     fn default() -> Self {
         LatencyHist {
             counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
         }
     }
 }
@@ -64,6 +67,8 @@ impl LatencyHist {
     pub fn record(&self, cycles: u64) {
         let c = &self.counts[bucket_of(cycles)];
         c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+        self.sum
+            .store(self.sum.load(Relaxed).wrapping_add(cycles), Relaxed);
     }
 
     /// `(bucket, count)` of every non-empty bucket, in order.
@@ -82,7 +87,9 @@ impl LatencyHist {
 /// Sums the histograms and converts with the TSC frequency, for the control protocol.
 pub fn report(hists: &[&LatencyHist], tsc_hz: u64) -> LatencyReport {
     let mut sum = vec![0u64; BUCKETS];
+    let mut total_cycles = 0u64;
     for h in hists {
+        total_cycles = total_cycles.wrapping_add(h.sum.load(Relaxed));
         for (i, n) in h.nonzero() {
             sum[i] += n;
         }
@@ -97,6 +104,7 @@ pub fn report(hists: &[&LatencyHist], tsc_hz: u64) -> LatencyReport {
     let mut r = LatencyReport {
         samples: buckets.iter().map(|b| b.1).sum(),
         max_ns: buckets.last().map_or(0.0, |b| b.0),
+        sum_ns: ns(total_cycles),
         ..Default::default()
     };
     r.p50_ns = quantile(&buckets, 0.50);

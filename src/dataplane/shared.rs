@@ -195,6 +195,11 @@ impl Shared {
         self.lb_stats.len()
     }
 
+    /// Worker `idx`'s connection-table capacity (0 for no such worker).
+    pub fn conn_capacity(&self, idx: usize) -> usize {
+        self.lb_params.get(idx).map_or(0, |p| p.conn_capacity)
+    }
+
     /// Connection-table entries over all workers.
     pub fn conn_table_entries(&self) -> usize {
         self.lb_params.iter().map(|p| p.conn_capacity).sum()

@@ -464,6 +464,9 @@ pub struct WorkerReport {
     #[serde(default)]
     pub latency: super::report::LatencyReport,
     pub ports: Vec<super::report::PortCountersSnapshot>,
+    /// The worker's connection table and engine drops.
+    #[serde(default)]
+    pub engine: super::report::EngineReport,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

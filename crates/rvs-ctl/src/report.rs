@@ -71,6 +71,22 @@ impl PortCountersSnapshot {
     }
 }
 
+/// One worker's load-balancing engine: its connection table and what it dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineReport {
+    /// Entries in use (connections and persistence templates).
+    pub table_entries: u64,
+    /// Entries the table was allocated with.
+    pub table_capacity: u64,
+    /// Connections created (templates excluded).
+    pub conns_created: u64,
+    pub templates_created: u64,
+    /// Entries freed by timeout, flush or reuse.
+    pub conns_expired: u64,
+    /// (reason, count) for every engine drop reason, zeros included, in a fixed order.
+    pub drops: Vec<(String, u64)>,
+}
+
 /// A reading of one or more latency histograms, in nanoseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyReport {
@@ -79,6 +95,9 @@ pub struct LatencyReport {
     pub p99_ns: f64,
     pub p999_ns: f64,
     pub max_ns: f64,
+    /// Sum of all samples (exact, not from the buckets).
+    #[serde(default)]
+    pub sum_ns: f64,
     /// `(upper bound in ns, count)` of every non-empty bucket, ascending: two readings can be
     /// subtracted bucket by bucket to get a time window's distribution.
     pub buckets: Vec<(f64, u64)>,

@@ -1,0 +1,376 @@
+//! Acceptance tests of the Prometheus endpoint (`[metrics] listen`, which the lab sets to
+//! 127.0.0.1:9642): Debian's own Prometheus scrapes the lab's rvs every second, and its query
+//! API returns what rvsadm shows; `promtool check metrics` finds nothing to say about the
+//! exposition; bad HTTP clients get a status and a close while the appliance keeps
+//! forwarding and answering rvsadm. Ignored by a plain `cargo test`; scripts/test.sh runs them.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const METRICS: &str = "127.0.0.1:9642";
+const PROMETHEUS: &str = "127.0.0.1:19090";
+const RS1: &str = "192.168.8.14";
+
+/// A Prometheus server scraping the lab's rvs every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start() -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("rvs-lab-prometheus.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cf = dir.join("prometheus.yml");
+        std::fs::write(
+            &cf,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: rvs\n    static_configs:\n\
+                 \x20     - targets: ['{METRICS}']\n"
+            ),
+        )
+        .unwrap();
+        let out = std::fs::File::create(dir.join("prometheus.out")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={PROMETHEUS}"))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start prometheus (apt-get install prometheus; scripts/setup-host.sh does)");
+        let p = Prometheus { child, dir };
+        let ready = wait_for(Duration::from_secs(60), || {
+            http_get(PROMETHEUS, "/-/ready").is_some_and(|(code, _)| code == 200)
+        });
+        assert!(ready, "prometheus did not become ready:\n{}", p.log());
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.out")).unwrap_or_default()
+    }
+
+    /// An instant query's samples: (labels, value).
+    fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
+        let o = run(
+            "curl",
+            &[
+                "-s",
+                "-m",
+                "10",
+                "-G",
+                "--data-urlencode",
+                &format!("query={q}"),
+                &format!("http://{PROMETHEUS}/api/v1/query"),
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("query {q}: {e}: {}", text(&o)));
+        assert_eq!(v["status"], "success", "query {q}: {v}");
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let val = s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+                (s["metric"].clone(), val)
+            })
+            .collect()
+    }
+
+    /// Polls a query until its single sample satisfies `f`; returns that value.
+    fn wait_value(&self, q: &str, what: &str, f: impl Fn(f64) -> bool) -> f64 {
+        let t = Instant::now();
+        loop {
+            let r = self.query(q);
+            if let [(_, v)] = r.as_slice() {
+                if f(*v) {
+                    eprintln!("{what}: {v} after {:.1} s", t.elapsed().as_secs_f64());
+                    return *v;
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "{what}: {q} gave {r:?} for 60 s\nprometheus:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// GET over HTTP/1.1 with curl: (status, body), or None if nothing answered.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let o = run(
+        "curl",
+        &[
+            "-s",
+            "-m",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{addr}{path}"),
+        ],
+    );
+    let s = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = s.rsplit_once('\n')?;
+    let code: u16 = code.parse().ok()?;
+    (code != 0).then(|| (code, body.to_string()))
+}
+
+/// Sends raw bytes and reads until the server closes: the whole response (10 s at most).
+fn raw(req: &[u8]) -> String {
+    let mut s = TcpStream::connect(METRICS).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(req);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_line(r: &str) -> &str {
+    r.lines().next().unwrap_or("")
+}
+
+fn curl_vip() -> String {
+    let o = netns(
+        "rvs-client",
+        &["curl", "-s", "-m", "5", "http://10.0.0.13/"],
+    );
+    assert!(o.status.success(), "request through the VIP: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The service's and RS1's `Conns` in `rvsadm -L -n --stats`.
+fn rvsadm_conns() -> (u64, u64) {
+    let l = adm(&["-L", "-n", "--stats"]);
+    let conns = |prefix: &str| -> u64 {
+        let line = l
+            .lines()
+            .find(|x| x.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in\n{l}"));
+        // "TCP  VIP:PORT  Conns ..." and "  -> RIP:PORT  Conns ...": the third field.
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    (conns("TCP  10.0.0.13:80"), conns(&format!("  -> {RS1}:80")))
+}
+
+fn lab_service() {
+    fresh(1);
+    adm(&["-A", "-t", "10.0.0.13:80", "-s", "wrr"]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.14:80",
+        "-m",
+        "-w",
+        "2",
+    ]);
+    adm(&[
+        "-a",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.15:80",
+        "-m",
+        "-w",
+        "1",
+    ]);
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up) and prometheus; run by scripts/test.sh"]
+fn prometheus_scrapes_rvs_and_its_queries_match_rvsadm() {
+    lab_service();
+    let prom = Prometheus::start();
+    prom.wait_value("up{job=\"rvs\"}", "target up", |v| v == 1.0);
+    // The totals live as long as rvs (as /proc/net/ip_vs_stats: -C does not reset them).
+    let total0 = prom.wait_value("node_ipvs_connections_total", "total before", |_| true);
+
+    // Traffic, then the same numbers in rvsadm and in Prometheus once it has scraped again.
+    for _ in 0..12 {
+        assert!(curl_vip().starts_with("hello RS"));
+    }
+    let (svc, rs1) = rvsadm_conns();
+    assert_eq!(svc, 12, "rvsadm counted every request");
+    let sel = "local_address=\"10.0.0.13\",local_port=\"80\",proto=\"TCP\"";
+    prom.wait_value(
+        &format!("rvs_service_connections_total{{{sel}}}"),
+        "service connections",
+        |v| v == svc as f64,
+    );
+    prom.wait_value(
+        &format!("rvs_backend_connections_total{{{sel},remote_address=\"{RS1}\"}}"),
+        "RS1 connections",
+        |v| v == rs1 as f64,
+    );
+    prom.wait_value("node_ipvs_connections_total", "total connections", |v| {
+        v == total0 + svc as f64
+    });
+    // The connection rate over a window that holds the requests.
+    let rate = prom.query(&format!("rate(rvs_service_connections_total{{{sel}}}[1m])"));
+    assert_eq!(rate.len(), 1, "{rate:?}");
+    assert!(
+        rate[0].1 > 0.0,
+        "a connection rate after 12 requests: {rate:?}"
+    );
+
+    // A backend's weight, as rvsadm shows it, and again after an edit.
+    let weight = |q: &str| format!("node_ipvs_backend_weight{{{sel},remote_address=\"{q}\"}}");
+    prom.wait_value(&weight(RS1), "RS1 weight", |v| v == 2.0);
+    adm(&[
+        "-e",
+        "-t",
+        "10.0.0.13:80",
+        "-r",
+        "192.168.8.14:80",
+        "-m",
+        "-w",
+        "5",
+    ]);
+    let listing = adm(&["-L", "-n"]);
+    let rs1_line: Vec<&str> = listing
+        .lines()
+        .find(|l| l.starts_with(&format!("  -> {RS1}:80 ")))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(rs1_line[3], "5", "rvsadm shows the new weight:\n{listing}");
+    prom.wait_value(&weight(RS1), "RS1 weight after -e", |v| v == 5.0);
+    // Labels as node_exporter's: proto, local_mark and the remote port are all there.
+    let all = prom.query(&weight(RS1));
+    assert_eq!(all[0].0["remote_port"], "80");
+    assert_eq!(
+        all[0].0["local_mark"],
+        serde_json::Value::Null,
+        "empty label is absent"
+    );
+
+    // The data plane's own counters reach Prometheus too.
+    prom.wait_value(
+        "sum(rvs_port_rx_packets_total{port=\"public\"})",
+        "public rx packets",
+        |v| v >= 12.0 * 3.0,
+    );
+    prom.wait_value(
+        "rvs_conn_table_capacity{worker=\"0\"}",
+        "table capacity",
+        |v| v == 262_144.0,
+    );
+    adm(&["-C"]);
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up) and promtool; run by scripts/test.sh"]
+fn promtool_finds_the_exposition_clean() {
+    lab_service();
+    curl_vip();
+    let (code, body) = http_get(METRICS, "/metrics").expect("the metrics endpoint answers");
+    assert_eq!(code, 200);
+    for name in [
+        "node_ipvs_backend_connections_active",
+        "node_ipvs_incoming_bytes_total",
+        "rvs_port_drops_total",
+        "rvs_lb_drops_total",
+        "rvs_latency_seconds_bucket",
+        "rvs_build_info",
+    ] {
+        assert!(body.contains(name), "{name} missing from\n{body}");
+    }
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool check metrics: {}",
+        text(&o)
+    );
+    adm(&["-C"]);
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up); run by scripts/test.sh"]
+fn bad_scrapers_get_a_status_and_a_close_and_change_nothing() {
+    lab_service();
+    assert_eq!(
+        status_line(&raw(b"\x16\x03\x01\x00garbage\r\n\r\n")),
+        "HTTP/1.1 400 Bad Request"
+    );
+    let mut huge = b"GET /".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 1 << 20));
+    huge.extend(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        status_line(&raw(&huge)),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert_eq!(
+        status_line(&raw(
+            b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )),
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(http_get(METRICS, "/nothing").map(|r| r.0), Some(404));
+
+    // 64 clients that connect and say nothing: the first 16 (max_clients) hold a slot until
+    // the header timeout, the rest are told 503 at once. Meanwhile the appliance forwards,
+    // answers rvsadm, and the control plane is not held up.
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(METRICS).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        status_line(&raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")),
+        "HTTP/1.1 503 Service Unavailable"
+    );
+    assert!(curl_vip().starts_with("hello RS"));
+    assert!(adm(&["-L", "-n"]).contains("TCP  10.0.0.13:80 wrr"));
+    drop(idle);
+    // Slots free again: a normal scrape works.
+    let ok = wait_for(Duration::from_secs(15), || {
+        http_get(METRICS, "/metrics").is_some_and(|(c, b)| c == 200 && b.contains("node_ipvs"))
+    });
+    assert!(
+        ok,
+        "the endpoint serves again once the idle clients are gone"
+    );
+    // A client that starts a request and stalls is closed at the header timeout (5 s).
+    let t = Instant::now();
+    let r = raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+    assert!(r.is_empty(), "no response to half a request: {r:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(9),
+        "closed, not left open"
+    );
+    adm(&["-C"]);
+}
