@@ -42,6 +42,13 @@
 #                    scripts/plot-bench.py plots Mpps against connections into --plot
 #   --sweep-conns L  comma-separated connection counts (default 1024,65536,1048576)
 #   --plot FILE      the SVG --sweep writes (default docs/img/mpps-vs-conns.svg)
+#   --scrape-every S Prometheus scraping (established scenarios; issue 14): rvs serves
+#                    [metrics] on 127.0.0.1:19642 with --scrape-services extra services of 10
+#                    real servers each in its table; after the measured window, a window of
+#                    --duration s while Debian's prometheus (on the management CPU) scrapes it
+#                    every S s, then one more without; reports Mpps against the windows without,
+#                    the scrapes Prometheus recorded and their duration. 0: off
+#   --scrape-services N  services added for --scrape-every (default 1000)
 #   --kernel-flood N the exception path idle vs. flooded (established scenarios; issue 11): the
 #                    private port has a kernel twin in every run (in a network namespace of the
 #                    run's own, so that its address never meets the lab's twins); rvs is started
@@ -81,6 +88,8 @@ results=bench-results
 keep=0
 smoke=0
 edits=0
+scrape=0
+scrape_services=1000
 sweep=0
 sweep_conns=1024,65536,1048576
 plot=docs/img/mpps-vs-conns.svg
@@ -112,6 +121,8 @@ while [ $# -gt 0 ]; do
         --keep) keep=1 ;;
         --smoke) smoke=1 ;;
         --edits-per-sec) edits=${2:?}; shift ;;
+        --scrape-every) scrape=${2:?}; shift ;;
+        --scrape-services) scrape_services=${2:?}; shift ;;
         --sweep) sweep=1 ;;
         --sweep-conns) sweep_conns=${2:?}; sweep=1; shift ;;
         --plot) plot=${2:?}; shift ;;
@@ -137,6 +148,14 @@ positive_ints conns duration warmup workers size reals acks rounds
 [[ $edits =~ ^[0-9]+$ ]] || die "--edits-per-sec must be a non-negative integer"
 if [ "$edits" -gt 0 ] && [ "$scenario" = syn ]; then
     die "--edits-per-sec needs an established scenario (syn has no existing connections)"
+fi
+[[ $scrape =~ ^[0-9]+$ ]] || die "--scrape-every must be a non-negative integer (seconds)"
+[[ $scrape_services =~ ^[0-9]+$ ]] && [ "$scrape_services" -le 4000 ] ||
+    die "--scrape-services must be 0..4000"
+if [ "$scrape" -gt 0 ]; then
+    [ "$scenario" != syn ] || die "--scrape-every needs an established scenario"
+    [ "$edits" -eq 0 ] || die "--scrape-every does not combine with --edits-per-sec"
+    command -v prometheus >/dev/null || die "--scrape-every needs prometheus (apt-get install prometheus)"
 fi
 [[ $sweep_conns =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--sweep-conns must be a comma-separated list of counts"
 [[ $cpus =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--cpus must be a comma-separated list of CPU numbers"
@@ -332,6 +351,13 @@ write_cfg() { # out private-devargs
 }
 cfg="$work/rvs.toml"
 write_cfg "$cfg" "$priv_args"
+mport=19642
+if [ "$scrape" -gt 0 ]; then
+    # The endpoint, and services for each scrape to list (after the traffic's own: the first
+    # line of the rules stays the traffic's VIP).
+    printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' "$mport" >> "$cfg"
+    benchlib extra-services "$scrape_services" 10 >> "$rules"
+fi
 if [ "$kflood" -gt 0 ]; then
     cfg_flood="$work/rvs-flood.toml"
     write_cfg "$cfg_flood" "$priv_args_flood"
@@ -585,6 +611,50 @@ if [ "$edits" -gt 0 ]; then
     sleep "$duration"
     snap pafter
 fi
+if [ "$scrape" -gt 0 ]; then
+    # Scraping under load: the same traffic, a second window while Prometheus scrapes every
+    # $scrape s, then a third without (the without rate is the mean of the first and third).
+    # Prometheus runs on the management CPU, as rvs's endpoint thread does.
+    echo "== Prometheus scraping every ${scrape}s for ${duration}s ($scrape_services extra services)"
+    pdir="$work/prometheus"
+    mkdir -p "$pdir"
+    printf 'global:\n  scrape_interval: %ss\n  scrape_timeout: %ss\nscrape_configs:\n  - job_name: rvs\n    static_configs:\n      - targets: ["127.0.0.1:%s"]\n' \
+        "$scrape" "$scrape" "$mport" > "$pdir/prometheus.yml"
+    purl="http://127.0.0.1:19090"
+    pin=()
+    command -v taskset >/dev/null && pin=(taskset -c "${cpus%%,*}")
+    "${pin[@]}" prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
+        --web.listen-address=127.0.0.1:19090 > "$pdir/prometheus.log" 2>&1 &
+    prom_pid=$!
+    for _ in $(seq 1 600); do
+        [ "$(benchlib prom-query "$purl" 'up{job="rvs"}' 2>/dev/null)" = 1.0 ] && break
+        kill -0 "$prom_pid" 2>/dev/null || { cat "$pdir/prometheus.log" >&2; fail "prometheus exited"; }
+        sleep 0.1
+    done
+    [ "$(benchlib prom-query "$purl" 'up{job="rvs"}' 2>/dev/null)" = 1.0 ] ||
+        { stop_pid "$prom_pid"; fail "prometheus did not scrape rvs within 60 s (see $pdir)"; }
+    snap sbefore
+    sleep "$duration"
+    snap safter
+    # What Prometheus saw in the window (the range ends now, just after it).
+    q() { benchlib prom-query "$purl" "$1"; }
+    r="[${duration}s]"
+    cat > "$work/scrape.json" <<JSON
+{"scrapes": $(q "count_over_time(up{job=\"rvs\"}$r)"),
+ "up_min": $(q "min_over_time(up{job=\"rvs\"}$r)"),
+ "duration_avg_s": $(q "avg_over_time(scrape_duration_seconds{job=\"rvs\"}$r)"),
+ "duration_max_s": $(q "max_over_time(scrape_duration_seconds{job=\"rvs\"}$r)"),
+ "samples": $(q "scrape_samples_scraped{job=\"rvs\"}"),
+ "gather_max_s": $(q "max_over_time(rvs_metrics_gather_seconds$r)"),
+ "services": $(q "rvs_services")}
+JSON
+    stop_pid "$prom_pid"
+    kill -0 "$rvs_pid" 2>/dev/null || fail "rvs died while scraped (see $work/rvs.log)"
+    echo "== the same window again without scraping"
+    snap pbefore
+    sleep "$duration"
+    snap pafter
+fi
 stop_pid "$rvs_pid"
 rvs_pid=""
 
@@ -651,4 +721,4 @@ benchlib report --work "$work" --out "$out" --scenario "$scenario" --conns "$con
     --workers "$workers" --duration "$duration" --warmup "$warmup" --frame "$frame" \
     --steer "$steer" --reals "$reals" --acks "$acks" --rounds "$rounds" --smoke "$smoke" \
     --no-huge "$no_huge" --cpus "$cpus" --rules-by "$rules_by" --others "$others" \
-    --command "$cmdline" --edits "$edits" --testpmd-modes "${tp_modes[*]}"
+    --command "$cmdline" --edits "$edits" --scrape "$scrape" --testpmd-modes "${tp_modes[*]}"

@@ -12,6 +12,7 @@ from .kflood import kflood_report
 from .latency import last_json_line, latency_report, latency_row
 from .prep import edit_dests, mempool_size, neighbours, pcap_devargs
 from .report import bench_report
+from .scrape import extra_services, prom_query
 
 # The --help text (argparse rewraps it): what benchlib.py's help has always said.
 DESCRIPTION = """\
@@ -61,6 +62,15 @@ def cmd_cpu_share(a):
 
 def cmd_sum(a):
     print(sum(number(x) for x in a.numbers))
+
+
+def cmd_extra_services(a):
+    for line in extra_services(a.services, a.reals):
+        print(line)
+
+
+def cmd_prom_query(a):
+    print(json.dumps(prom_query(a.url, a.query)))
 
 
 def cmd_report(a):
@@ -187,11 +197,19 @@ def parser():
     s = add("sum", cmd_sum, "the sum of numbers")
     s.add_argument("numbers", nargs="+")
 
+    s = add("extra-services", cmd_extra_services, "rules-file lines of services no traffic reaches")
+    s.add_argument("services", type=int)
+    s.add_argument("reals", type=int)
+    s = add("prom-query", cmd_prom_query, "the first value of a Prometheus instant query")
+    s.add_argument("url")
+    s.add_argument("query")
+
     s = add("report", cmd_report, "bench.sh's result JSON, table and checks")
     s.add_argument("--work", required=True, help="the scratch directory with the snapshots")
     s.add_argument("--out", required=True)
     run_arguments(s)
     s.add_argument("--edits", type=int, default=0)
+    s.add_argument("--scrape", type=int, default=0, help="--scrape-every: seconds between scrapes")
     s.add_argument("--testpmd-modes", default="", help="space-separated modes that ran")
 
     s = add("kflood-report", cmd_kflood_report,

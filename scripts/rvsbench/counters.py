@@ -1,5 +1,8 @@
 """Counter arithmetic: port deltas (the exception path's apart), connection counts, snapshot
-times, CPU share, sum."""
+times, CPU share, sum; a measured window between two snapshots."""
+import os
+
+from .common import load_json
 
 
 def port(s, role):
@@ -67,3 +70,32 @@ def kernel_deltas(b, a):
     return {role: {k: port(a, role)["sw"].get(k, 0) - port(b, role)["sw"].get(k, 0)
                    for k in KERNEL_KEYS}
             for role in ("public", "private")}
+
+
+def window(work, workers, bn, an):
+    """The forwarding of one window between two snapshots (bench.sh's snap NAME): its length,
+    the workers' CPU share, the port deltas, forwarded and received packets, Mpps, Mpps per
+    worker CPU-second, packets lost (drop counters but handover_full), overload drops
+    (handover_full) and packets unaccounted for."""
+    def load(name):
+        return load_json(os.path.join(work, name))
+
+    def lost_of(dd):
+        return sum(v for r in ("public", "private") for k, v in dd[r]["drops"].items()
+                   if k != "handover_full")
+
+    def over_of(dd):
+        return sum(dd[r]["drops"].get("handover_full", 0) for r in ("public", "private"))
+
+    wb, wa = load(bn + "-ports.json"), load(an + "-ports.json")
+    tb_, ta_ = load(bn + "-time.json"), load(an + "-time.json")
+    wdt = ta_["t"] - tb_["t"]
+    w = {"dt": wdt, "share": (ta_["worker_ns"] - tb_["worker_ns"]) / 1e9 / wdt / workers}
+    w.update(port_deltas(wb, wa))
+    w["fwd"] = w["public"]["tx_packets"] + w["private"]["tx_packets"]
+    w["rx"] = w["public"]["rx_packets"] + w["private"]["rx_packets"]
+    w["mpps"] = w["fwd"] / wdt / 1e6
+    w["per_cpu"] = w["mpps"] / w["share"] / workers if w["share"] > 0 else None
+    w["lost"], w["over"] = lost_of(w), over_of(w)
+    w["unacc"] = w["rx"] - w["fwd"] - w["lost"] - w["over"]
+    return w

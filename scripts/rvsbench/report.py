@@ -3,7 +3,8 @@ import os
 import re
 
 from .common import load_json, read_text
-from .counters import port_deltas, svc_conns, table_conns
+from .counters import port_deltas, svc_conns, table_conns, window
+from .scrape import scrape_lines, scrape_report
 
 
 def testpmd_rates(txt, warmup, duration):
@@ -124,6 +125,8 @@ def bench_report(work, p, machine):
 
     if p.edits:
         errors += reconfig_report(work, p, res)
+    if getattr(p, "scrape", 0):
+        errors += scrape_report(work, p, res)
 
     tp = {}
     for mode in p.testpmd_modes:
@@ -171,6 +174,8 @@ def bench_report(work, p, machine):
         if r.get("overload_drops"):
             lines.append(f"overload (handover full) {r['overload_drops']:>10}   forwarded/(received-overload) "
                          f"{r['fwd_ratio_excluding_overload']:.5f}")
+    if getattr(p, "scrape", 0) and "scrape" in res:
+        lines += scrape_lines(res["scrape"])
     if p.edits:
         rc = res["reconfig"]
         lines.append(f"with {p.edits} edits/s      {rc['mpps_forwarded']:>10.3f} Mpps   (workers on CPU "
@@ -207,32 +212,12 @@ def reconfig_report(work, p, res):
     def load(name):
         return load_json(os.path.join(work, name))
 
-    def lost_of(dd):
-        return sum(v for r in ("public", "private") for k, v in dd[r]["drops"].items()
-                   if k != "handover_full")
-
-    def over_of(dd):
-        return sum(dd[r]["drops"].get("handover_full", 0) for r in ("public", "private"))
-
-    def window(bn, an):
-        wb, wa = load(bn + "-ports.json"), load(an + "-ports.json")
-        tb_, ta_ = load(bn + "-time.json"), load(an + "-time.json")
-        wdt = ta_["t"] - tb_["t"]
-        w = {"dt": wdt, "share": (ta_["worker_ns"] - tb_["worker_ns"]) / 1e9 / wdt / workers}
-        w.update(port_deltas(wb, wa))
-        w["fwd"] = w["public"]["tx_packets"] + w["private"]["tx_packets"]
-        w["rx"] = w["public"]["rx_packets"] + w["private"]["rx_packets"]
-        w["mpps"] = w["fwd"] / wdt / 1e6
-        w["per_cpu"] = w["mpps"] / w["share"] / workers if w["share"] > 0 else None
-        w["lost"], w["over"] = lost_of(w), over_of(w)
-        w["unacc"] = w["rx"] - w["fwd"] - w["lost"] - w["over"]
-        return w
-
     errors = []
     # Windows: "before"-"after" (no edits, the main result), then "ebefore"-"eafter" (edits),
     # then "pbefore"-"pafter" (no edits again). Without-edits = mean of the two windows around
     # the edits, so a drift of the machine's load does not count as the edits'.
-    w1, we, w2 = window("before", "after"), window("ebefore", "eafter"), window("pbefore", "pafter")
+    w1, we, w2 = (window(work, workers, b, a)
+                  for b, a in (("before", "after"), ("ebefore", "eafter"), ("pbefore", "pafter")))
     ed = we
     base_mpps = (w1["mpps"] + w2["mpps"]) / 2
     base_pc = (w1["per_cpu"] + w2["per_cpu"]) / 2 if w1["per_cpu"] and w2["per_cpu"] else None

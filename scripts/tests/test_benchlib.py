@@ -201,6 +201,7 @@ UDP = dict(SMOKE, scenario="established-udp")
 TCP = dict(SMOKE, scenario="established-tcp")
 SYN = dict(SMOKE, scenario="syn")
 EDITS = dict(UDP, edits=200)
+SCRAPE = dict(UDP, scrape=1, duration=3)
 TESTPMD = dict(UDP, testpmd_modes=["io", "5tswap"])
 
 # name: (fixture, parameters, alteration)
@@ -228,6 +229,9 @@ BENCH_CASES = {
     "syn-requests-dropped": ("syn", SYN, syn_requests_dropped),
     "syn-old-time-files": ("syn", SYN, old_time_files),
     "edits": ("edits", EDITS, None),
+    "scrape": ("scrape", SCRAPE, None),
+    "scrape-lost": ("scrape", SCRAPE, lambda w: scrape_drop(w, 7)),
+    "scrape-failed": ("scrape", SCRAPE, lambda w: scrape_prom(w, up_min=0.0)),
     "edits-slow-smoke": ("edits", EDITS, edits_client(achieved_per_s=120.5)),
     "edits-slow": ("edits", dict(EDITS, smoke=False), edits_client(achieved_per_s=120.5)),
     "edits-refused": ("edits", EDITS, edits_client(
@@ -237,6 +241,24 @@ BENCH_CASES = {
     "edits-new-conns": ("edits", EDITS, edits_new_conns),
     "edits-nothing-forwarded": ("edits", EDITS, edits_nothing),
 }
+
+
+def scrape_drop(work, n):
+    """n packets of the scraped window dropped (tx_full on the public port)."""
+    path = os.path.join(work, "safter-ports.json")
+    d = json.loads(read(path))
+    for port in d["ports"]:
+        if port["role"] == "public":
+            port["sw"]["drops"] = [[k, v + n if k == "tx_full" else v] for k, v in port["sw"]["drops"]]
+    with open(path, "w") as f:
+        json.dump(d, f)
+
+
+def scrape_prom(work, **over):
+    path = os.path.join(work, "scrape.json")
+    d = dict(json.loads(read(path)), **over)
+    with open(path, "w") as f:
+        json.dump(d, f)
 
 
 def materialise(fixture, alter, dst):
@@ -253,6 +275,8 @@ def report_argv(work, out, p):
     argv += ["--rules-by", p["rules_by"], "--smoke", "1" if p["smoke"] else "0",
              "--no-huge", "true" if p["no_huge"] else "false",
              "--testpmd-modes", " ".join(p["testpmd_modes"])]
+    if p.get("scrape"):
+        argv += ["--scrape", str(p["scrape"])]
     return argv
 
 
@@ -475,6 +499,33 @@ class BenchReport(unittest.TestCase):
         self.assertAlmostEqual(rc["mpps_forwarded_without_edits"], sum(rc["mpps_windows_without_edits"]) / 2, 3)
         self.assertGreaterEqual(rc["edits_acked"], 2 * rc["edit_client"]["cycle_len"])
         self.assertTrue(any(l.startswith("with 200 edits/s") for l in lines))
+
+    def test_scraping_under_load(self):
+        res, lines = self.report("scrape")
+        sc = res["scrape"]
+        self.assertTrue(res["ok"], res["errors"])
+        self.assertEqual(sc["scrape_every_s"], 1)
+        self.assertEqual(sc["packets_lost_scraped"], 0)
+        self.assertEqual(sc["services_listed"], 11)
+        self.assertAlmostEqual(sc["ratio_to_without"],
+                               sc["mpps_forwarded_scraped"] / (sum(sc["mpps_windows_without"]) / 2), 2)
+        self.assertTrue(any(l.startswith("scraped every 1 s") for l in lines))
+        self.assertTrue(any(l.startswith("scrapes ") for l in lines))
+        self.assertEqual(counters.window(os.path.join(FIX, "bench", "scrape"), 1, "sbefore", "safter")["lost"], 0)
+
+    def test_scrapes_that_drop_or_fail_fail(self):
+        res, _ = self.report("scrape-lost")
+        self.assertIn("7 packets dropped while scraping", res["errors"])
+        res, _ = self.report("scrape-failed")
+        self.assertIn("a scrape failed (up was not 1 throughout the window)", res["errors"])
+
+    def test_extra_services(self):
+        from rvsbench import scrape
+        lines = scrape.extra_services(300, 10)
+        self.assertEqual(len(lines), 300 * 11)
+        self.assertEqual(lines[0], "-A -t 10.1.0.1:80 -s wrr")
+        self.assertEqual(lines[-1], "-a -t 10.1.1.44:80 -r 10.2.11.184:80 -m -w 1")
+        self.assertEqual(len(set(l for l in lines if l.startswith("-a"))), 3000)
 
     def test_edits_too_slow_warns_in_smoke_fails_otherwise(self):
         res, _ = self.report("edits-slow-smoke")
