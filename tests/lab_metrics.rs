@@ -374,3 +374,90 @@ fn bad_scrapers_get_a_status_and_a_close_and_change_nothing() {
     );
     adm(&["-C"]);
 }
+
+/// Sends commands to the lab rvs's telemetry socket with DPDK's own client; one JSON reply per
+/// command.
+fn telemetry(cmds: &[&str]) -> Vec<serde_json::Value> {
+    let mut p = Command::new("dpdk-telemetry.py")
+        .args(["-f", "rvs-lab"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dpdk-telemetry.py (Debian's dpdk package)");
+    let input = cmds.join("\n") + "\n";
+    p.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(o.status.success(), "dpdk-telemetry.py: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter(|v| {
+            v.as_object().is_some_and(|m| {
+                m.keys()
+                    .any(|k| cmds.iter().any(|c| c.starts_with(k.as_str())))
+            })
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up); run by scripts/test.sh"]
+fn dpdk_telemetry_shows_rvs_state() {
+    lab_service();
+    adm(&["-A", "-f", "7", "-s", "rr"]);
+    for _ in 0..3 {
+        curl_vip();
+    }
+    let (svc, _) = rvsadm_conns();
+    let r = telemetry(&[
+        "/rvs/stats",
+        "/rvs/services",
+        "/rvs/service,tcp 10.0.0.13:80",
+        "/rvs/service,UDP 10.0.0.13:53",
+        "/",
+    ]);
+    assert_eq!(r.len(), 5, "{r:?}");
+    let stats = &r[0]["/rvs/stats"];
+    assert_eq!(stats["services"], 2, "{stats}");
+    assert_eq!(stats["real_servers"], 2);
+    assert_eq!(stats["conn_table_capacity"], 262_144);
+    assert!(
+        stats["public_rx_packets"].as_u64().unwrap() >= 3 * 3,
+        "{stats}"
+    );
+    let services = r[1]["/rvs/services"].as_object().unwrap();
+    let tcp = services
+        .values()
+        .find(|s| s["service"] == "TCP 10.0.0.13:80")
+        .unwrap_or_else(|| panic!("{services:?}"));
+    assert_eq!(tcp["scheduler"], "wrr");
+    assert_eq!(tcp["conns"], svc, "the counts rvsadm shows");
+    assert!(services.values().any(|s| s["service"] == "FWM 7"));
+    let reals = r[2]["/rvs/service"].as_object().unwrap();
+    let rs1 = reals
+        .values()
+        .find(|d| d["real_server"] == "192.168.8.14:80")
+        .unwrap_or_else(|| panic!("{reals:?}"));
+    assert_eq!(rs1["weight"], 2);
+    assert_eq!(
+        r[3]["/rvs/service"]["error"],
+        "no service UDP 10.0.0.13:53 (see /rvs/services)"
+    );
+    // Beside the standard commands.
+    let all: Vec<&str> = r[4]["/"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for c in [
+        "/ethdev/stats",
+        "/rvs/stats",
+        "/rvs/services",
+        "/rvs/service",
+    ] {
+        assert!(all.contains(&c), "{c} missing from {all:?}");
+    }
+    adm(&["-C"]);
+}

@@ -49,8 +49,9 @@ fn main() {
         .allowlist_function("rte_(eal|eth|pktmbuf|mempool|ring|lcore|socket|flow|thash|softrss|pdump|rdtsc|get_tsc|delay|errno|strerror|exit|vdev|dev).*")
         .allowlist_function("rte_(lcore_id|get_main_lcore|get_next_lcore|get_timer_hz|get_tsc_hz|mbuf_raw_free|mbuf_raw_alloc|prefetch0|prefetch1|prefetch2|pause)")
         .allowlist_function("rvs_.*")
+        .allowlist_function("rte_tel(emetry)?_.*")
         .allowlist_type("rte_(eth|mbuf|mempool|ring|flow|lcore|thash).*")
-        .allowlist_var("RTE_(ETH|MBUF|MAX_ETHPORTS|MAX_LCORE|RING|PKTMBUF|ETHER).*")
+        .allowlist_var("RTE_(ETH|MBUF|MAX_ETHPORTS|MAX_LCORE|RING|PKTMBUF|ETHER|TEL_MAX).*")
         // Packed structs holding aligned(2) ether addresses are rejected by Rust (E0588);
         // rvs parses headers itself, so keep them opaque.
         .opaque_type("rte_arp_hdr")

@@ -180,6 +180,10 @@ fn run_with_eal(
     launch_workers(kit, &lcores, &mut app.workers)?;
     let mgmt = build_mgmt(cfg, &shared, &ports.facts, lcores, &twins);
     start_serving(cfg, &mgmt, bound, &mut app.server)?;
+    if let Err(e) = super::telemetry::register(&mgmt) {
+        // The appliance works without them; dpdk-telemetry.py then shows the ethdev commands.
+        tracing::warn!("telemetry: rvs commands not registered: {e}");
+    }
     if let Some(m) = metrics {
         let source = Arc::new(super::metrics::MetricsSource(Arc::downgrade(&mgmt)));
         let limits = rvs_metrics::http::Limits {

@@ -11,32 +11,48 @@ use rvs_metrics::{Scrape, Source};
 use std::sync::Weak;
 use std::time::Instant;
 
+/// A checker thread silent this long is stalled (it ticks every 100 ms; rvsadm --list-checks
+/// says STALLED from 2 s).
+const STALLED_SECS: f64 = 2.0;
+
 /// Weak, so that the endpoint (stopped before `Mgmt` goes) does not keep `Mgmt` alive.
 pub(super) struct MetricsSource(pub(super) Weak<Mgmt>);
 
-fn data<T: serde::de::DeserializeOwned>(what: &str, r: Response) -> Result<T, String> {
+/// A control reply's data as `T`, or its error.
+pub(super) fn data<T: serde::de::DeserializeOwned>(what: &str, r: Response) -> Result<T, String> {
     if !r.ok {
         return Err(format!("{what}: {}", r.error.unwrap_or_default()));
     }
     serde_json::from_value(r.data).map_err(|e| format!("{what}: {e}"))
 }
 
+/// The `-L -n --stats` and `--stats-ports` reports (also what telemetry shows).
+pub(super) fn reports(mgmt: &Mgmt) -> Result<(ListSnapshot, PortStatsReply), String> {
+    let list = data("list", mgmt.handle(Request::List { service: None }))?;
+    let ports = data("port_stats", mgmt.handle(Request::PortStats))?;
+    Ok((list, ports))
+}
+
 impl Source for MetricsSource {
     fn scrape(&self) -> Result<Scrape, String> {
         let t0 = Instant::now();
         let mgmt = self.0.upgrade().ok_or("the appliance is stopping")?;
-        let list: ListSnapshot = data("list", mgmt.handle(Request::List { service: None }))?;
-        let ports: PortStatsReply = data("port_stats", mgmt.handle(Request::PortStats))?;
-        // Without a [checks] file there is nothing to report; a checks report that fails
-        // leaves the checker metrics out of this scrape rather than failing all of it.
-        let checks = mgmt
-            .has_checks()
-            .then(|| data("list_checks", mgmt.handle(Request::ListChecks)).ok())
-            .flatten();
+        let (list, ports) = reports(&mgmt)?;
+        // Without a [checks] file there is nothing to report. A stalled checker thread is not
+        // asked (it would hold the scrape for its reply timeout): its heartbeat says enough; a
+        // report that fails leaves the checker metrics out rather than failing the scrape.
+        let heartbeat = mgmt.checks_heartbeat();
+        let checks = match heartbeat {
+            Some(h) if h < STALLED_SECS => {
+                data("list_checks", mgmt.handle(Request::ListChecks)).ok()
+            }
+            _ => None,
+        };
         Ok(Scrape {
             list,
             ports,
             checks,
+            checks_heartbeat_secs: heartbeat,
             version: env!("CARGO_PKG_VERSION").to_string(),
             gather_secs: t0.elapsed().as_secs_f64(),
         })

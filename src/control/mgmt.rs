@@ -87,12 +87,13 @@ impl Handler for Mgmt {
 }
 
 impl Mgmt {
-    /// Whether the appliance runs health checks.
-    pub(super) fn has_checks(&self) -> bool {
+    /// The checker thread's heartbeat age, when the appliance runs health checks.
+    pub(super) fn checks_heartbeat(&self) -> Option<f64> {
         self.checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+            .as_ref()
+            .map(|c| c.heartbeat_secs())
     }
 
     fn with_checks(&self, f: impl FnOnce(&Checks) -> Result<Response, String>) -> Response {

@@ -9,5 +9,6 @@ mod metrics;
 mod mgmt;
 pub mod netlink;
 pub mod ports;
+mod telemetry;
 mod twin;
 pub use rvs_ctl::{ipvs, ipvsadm, model, proto, report, server};

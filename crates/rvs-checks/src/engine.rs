@@ -429,7 +429,8 @@ impl Checks {
         })
     }
 
-    fn heartbeat_secs(&self) -> f64 {
+    /// Seconds since the checker thread last ticked (every 100 ms when healthy).
+    pub fn heartbeat_secs(&self) -> f64 {
         heartbeat_age(&self.heartbeat_ms, self.epoch)
     }
 

@@ -16,6 +16,7 @@
 #include <rte_pdump.h>
 #include <rte_dev.h>
 #include <rte_bus_vdev.h>
+#include <rte_telemetry.h>
 
 /* rte_errno is a thread-local variable, which bindgen cannot bind; read it through a function. */
 static inline int rvs_rte_errno(void) { return rte_errno; }

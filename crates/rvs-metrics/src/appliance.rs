@@ -29,6 +29,22 @@ pub(crate) fn encode(s: &Scrape, enc: &mut DescriptorEncoder) -> Result<(), Erro
     )?;
     ports(&s.ports, enc)?;
     workers(&s.ports.workers, enc)?;
+    if let Some(h) = s.checks_heartbeat_secs {
+        family(
+            enc,
+            "rvs_checks_heartbeat_age_seconds",
+            "Seconds since the checker thread last ticked (every 100 ms; over 2 s: stalled).",
+            Kind::Gauge,
+            [(Labels::new(), real(h))],
+        )?;
+        family(
+            enc,
+            "rvs_checks_report_ok",
+            "1 when the checker thread answered this scrape (0: no rvs_check*/rvs_checker_*).",
+            Kind::Gauge,
+            [(Labels::new(), n(u8::from(s.checks.is_some())))],
+        )?;
+    }
     if let Some(c) = &s.checks {
         checks(c, enc)?;
     }
@@ -199,13 +215,13 @@ fn workers(ws: &[WorkerReport], enc: &mut DescriptorEncoder) -> Result<(), Error
             |w| n(w.engine.table_capacity),
         ),
         (
-            "rvs_connections_created",
+            "rvs_connections_new",
             "Connections created (templates excluded).",
             Kind::Counter,
             |w| n(w.engine.conns_created),
         ),
         (
-            "rvs_templates_created",
+            "rvs_templates_new",
             "Persistence templates created.",
             Kind::Counter,
             |w| n(w.engine.templates_created),
@@ -302,8 +318,10 @@ fn checks(c: &ChecksReport, enc: &mut DescriptorEncoder) -> Result<(), Error> {
     )?;
     let checker_rows = || {
         rs_rows().flat_map(|(l, r)| {
-            r.checkers.iter().map(move |k| {
+            r.checkers.iter().enumerate().map(move |(i, k)| {
                 let mut l = l.clone();
+                // The index keeps two checkers of one kind and target (two URLs) apart.
+                l.push(("index", i.to_string()));
                 l.push(("checker", k.kind.clone()));
                 l.push(("target", k.target.clone()));
                 (l, k)
@@ -344,13 +362,6 @@ fn checks(c: &ChecksReport, enc: &mut DescriptorEncoder) -> Result<(), Error> {
         "1 while the sorry server serves the virtual server.",
         Kind::Gauge,
         c.virtual_servers.iter().map(|v| (vs(v), b(v.sorry_active))),
-    )?;
-    family(
-        enc,
-        "rvs_checks_heartbeat_age_seconds",
-        "Seconds since the checker thread last ticked (it ticks every 100 ms).",
-        Kind::Gauge,
-        [(Labels::new(), real(c.heartbeat_secs))],
     )?;
     family(
         enc,

@@ -4,10 +4,15 @@
 //!
 //! Untrusted clients are bounded: a request head larger than [`Limits::max_head`] gets hyper's
 //! 431 and a close; malformed requests a 400 and a close; a head not complete within
-//! [`Limits::header_timeout`] is closed without a response (hyper's behaviour); more than [`Limits::max_clients`] connections
-//! at once get a 503 and a close without being read; and every connection ends after
-//! [`Limits::lifetime`] (scrapers reconnect). Concurrent scrapes share one reading of the
-//! appliance: a scrape that arrives while one is being gathered waits for that one.
+//! [`Limits::header_timeout`] is closed without a response (hyper's behaviour; the same timer
+//! closes a keep-alive connection idle that long); more than [`Limits::max_clients`]
+//! connections at once get a 503 and a close; and after [`Limits::lifetime`] a connection is
+//! shut down gracefully (a request in flight is answered first; scrapers reconnect).
+//!
+//! Readings of the appliance never overlap, and one a client gave up on still completes and
+//! serves the next scrape: the reading runs on a blocking thread that holds the lock, and a
+//! scrape whose request arrived before a reading finished is answered from it. Encodings run
+//! [`ENCODERS`] at a time.
 
 use crate::{encode, Format, Scrape, Source};
 use http_body_util::Full;
@@ -18,8 +23,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Mutex, Semaphore};
+
+/// Encodings running at once (each on a blocking thread); more wait.
+pub const ENCODERS: usize = 2;
 
 /// How much an untrusted client may take.
 #[derive(Debug, Clone, Copy)]
@@ -126,30 +134,48 @@ impl Bound {
     }
 }
 
+/// When a reading finished, and the reading.
+type Reading = (Instant, Arc<Scrape>);
+
 /// The last reading of the appliance, shared by concurrent scrapes.
 struct Gatherer {
     source: Arc<dyn Source>,
-    last: Mutex<Option<(Instant, Arc<Scrape>)>>,
+    last: Arc<Mutex<Option<Reading>>>,
+    encoders: Arc<Semaphore>,
 }
 
 impl Gatherer {
-    /// A reading taken after `asked`: the one in progress or last finished if it started
-    /// after `asked`, else a new one.
+    /// A reading that finished after `asked` (when the request arrived): the last one if it
+    /// did, else a new one. The lock travels with the blocking reading, so a request dropped
+    /// while waiting leaves the reading to finish and be reused, never to be started again.
     async fn scrape(&self, asked: Instant) -> Result<Arc<Scrape>, String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, s)) = last.as_ref() {
-            if *at >= asked {
+        let mut last = self.last.clone().lock_owned().await;
+        if let Some((done, s)) = last.as_ref() {
+            if *done >= asked {
                 return Ok(s.clone());
             }
         }
-        let started = Instant::now();
         let source = self.source.clone();
-        let s = tokio::task::spawn_blocking(move || source.scrape())
-            .await
-            .map_err(|e| format!("scrape failed: {e}"))??;
-        let s = Arc::new(s);
-        *last = Some((started, s.clone()));
-        Ok(s)
+        tokio::task::spawn_blocking(move || {
+            let s = Arc::new(source.scrape()?);
+            *last = Some((Instant::now(), s.clone()));
+            Ok(s)
+        })
+        .await
+        .map_err(|e| format!("scrape failed: {e}"))?
+    }
+
+    /// Encodes on a blocking thread, at most [`ENCODERS`] at once.
+    async fn encode(&self, s: Arc<Scrape>, format: Format) -> Option<String> {
+        let permit = self.encoders.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let out = encode(&s, format).ok();
+            drop(permit);
+            out
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }
 
@@ -162,7 +188,8 @@ async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_clients));
     let gatherer = Arc::new(Gatherer {
         source,
-        last: Mutex::new(None),
+        last: Arc::new(Mutex::new(None)),
+        encoders: Arc::new(Semaphore::new(ENCODERS)),
     });
     loop {
         let (stream, peer) = tokio::select! {
@@ -192,10 +219,18 @@ async fn serve(
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(limits.max_head.max(8192))
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = tokio::time::timeout(limits.lifetime, conn)
-                .await
-                .unwrap_or(Ok(()))
-            {
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = tokio::time::sleep(limits.lifetime) => {
+                    // Answer what is in flight, then close; bounded like a request.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::time::timeout(limits.header_timeout * 2, conn.as_mut())
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = r {
                 tracing::debug!("metrics endpoint: {peer}: {e}");
             }
             drop(slot);
@@ -203,13 +238,21 @@ async fn serve(
     }
 }
 
-/// Too many clients: a 503 written without reading the request, then a close.
+/// Too many clients: a 503 and a close. What the client sent is read and discarded for up to
+/// a second, so that closing with unread data (which makes the kernel send a reset) does not
+/// destroy the 503 before the client reads it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
                           Connection: close\r\nRetry-After: 1\r\n\r\n";
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(BUSY).await;
         let _ = stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
     })
     .await;
 }
@@ -235,10 +278,10 @@ async fn respond(req: Request<Incoming>, gatherer: &Gatherer) -> Response<Full<B
     let format = Format::from_accept(req.headers().get(ACCEPT).and_then(|v| v.to_str().ok()));
     let body = match gatherer.scrape(asked).await {
         Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n")),
-        Ok(s) => tokio::task::spawn_blocking(move || encode(&s, format)).await,
+        Ok(s) => gatherer.encode(s, format).await,
     };
     match body {
-        Ok(Ok(b)) => {
+        Some(b) => {
             let mut r = Response::new(Full::new(Bytes::from(b)));
             r.headers_mut().insert(
                 CONTENT_TYPE,

@@ -2,7 +2,8 @@
 //!
 //! Values are not kept here: each scrape asks a [`Source`] for the same reports the control
 //! socket answers (`-L -n` with its statistics, `--stats-ports`, `--list-checks`), which the
-//! appliance builds by summing the workers' counters, so nothing is added to the fast path.
+//! appliance builds by summing the workers' counters where they are: the workers do nothing
+//! for a scrape.
 //! [`encode`] turns one [`Scrape`] into the Prometheus text format or OpenMetrics with
 //! `prometheus-client`: the IPVS part under node_exporter's IPVS collector's names and labels
 //! (`node_ipvs_*`), everything else under `rvs_`. [`http`] serves it on its own thread, with
@@ -33,8 +34,11 @@ pub struct Scrape {
     pub list: ListSnapshot,
     /// `--stats-ports`: ports, NIC counters, per-worker counters, latency, engines.
     pub ports: PortStatsReply,
-    /// `--list-checks`, when the appliance runs health checks.
+    /// `--list-checks`, when the appliance runs health checks and the checker thread answered.
     pub checks: Option<ChecksReport>,
+    /// The checker thread's heartbeat age, when the appliance runs health checks (also when
+    /// it did not answer: that is when it matters).
+    pub checks_heartbeat_secs: Option<f64>,
     /// The version in `rvs_build_info`.
     pub version: String,
     /// How long reading the reports took (`rvs_metrics_gather_seconds`).

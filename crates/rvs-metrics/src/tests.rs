@@ -159,6 +159,7 @@ pub(crate) fn sample() -> Scrape {
                 }],
             }],
         }),
+        checks_heartbeat_secs: Some(0.1),
         version: "0.1.0".into(),
         gather_secs: 0.002,
     }
@@ -221,7 +222,7 @@ fn appliance_metrics() {
     );
     has(&t, "rvs_conn_table_entries{worker=\"0\"} 12");
     has(&t, "rvs_conn_table_capacity{worker=\"0\"} 1024");
-    has(&t, "rvs_connections_created_total{worker=\"1\"} 40");
+    has(&t, "rvs_connections_new_total{worker=\"1\"} 40");
     // 1.5 us and 3 us fall under the 2 us and 5 us bounds; cumulative counts; exact sum.
     has(
         &t,
@@ -250,7 +251,7 @@ fn appliance_metrics() {
     has(
         &t,
         "rvs_checker_attempts_total{virtual_server=\"TCP 10.0.0.13:80\",\
-         real_server=\"192.168.8.14:80\",checker=\"TCP_CHECK\",\
+         real_server=\"192.168.8.14:80\",index=\"0\",checker=\"TCP_CHECK\",\
          target=\"[192.168.8.14]:tcp:80\"} 17",
     );
     has(
@@ -274,8 +275,20 @@ fn openmetrics_when_asked() {
 fn no_checks_no_checker_samples() {
     let mut s = sample();
     s.checks = None;
+    s.checks_heartbeat_secs = None;
     let t = encode(&s, Format::PrometheusText).unwrap();
     assert!(!t.contains("rvs_check"), "{t}");
+}
+
+#[test]
+fn a_stalled_checker_still_shows_its_heartbeat() {
+    let mut s = sample();
+    s.checks = None;
+    s.checks_heartbeat_secs = Some(7.5);
+    let t = encode(&s, Format::PrometheusText).unwrap();
+    has(&t, "rvs_checks_heartbeat_age_seconds 7.5");
+    has(&t, "rvs_checks_report_ok 0");
+    assert!(!t.contains("rvs_checker_up"), "{t}");
 }
 
 /// Counts the scrapes asked of it; optionally slow.
