@@ -285,6 +285,64 @@ fn prometheus_scrapes_rvs_and_its_queries_match_rvsadm() {
     adm(&["-C"]);
 }
 
+/// The queries of docs/grafana-dashboard.json with Grafana's variables filled in.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let d: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/grafana-dashboard.json")).unwrap(),
+    )
+    .expect("docs/grafana-dashboard.json is JSON");
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let q = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$instance", ".*");
+            out.push((p["title"].as_str().unwrap().to_string(), q));
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up) and prometheus; run by scripts/test.sh"]
+fn the_dashboard_queries_work_against_prometheus() {
+    lab_service();
+    let prom = Prometheus::start();
+    prom.wait_value("up{job=\"rvs\"}", "target up", |v| v == 1.0);
+    for _ in 0..6 {
+        curl_vip();
+    }
+    // Two scrapes after the traffic, so rates have two samples that differ.
+    std::thread::sleep(Duration::from_secs(3));
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 20, "{queries:?}");
+    let mut empty = Vec::new();
+    for (title, q) in &queries {
+        // `query` asserts the query parses and runs (status success).
+        if prom.query(q).is_empty() {
+            empty.push(format!("{title}: {q}"));
+        }
+    }
+    // Without drops, health checks or handover in this lab, those panels may be empty; the
+    // traffic, weight, latency and table panels must show data.
+    for must in [
+        "New connections per service",
+        "New connections per real server",
+        "Real server weight",
+        "Port packets per second",
+        "Connection table occupancy per worker",
+        "Added latency (sampled bursts)",
+    ] {
+        assert!(
+            !empty.iter().any(|e| e.starts_with(&format!("{must}:"))),
+            "{must} shows nothing; empty panels: {empty:#?}"
+        );
+    }
+    adm(&["-C"]);
+}
+
 #[test]
 #[ignore = "needs the lab (scripts/lab.sh up) and promtool; run by scripts/test.sh"]
 fn promtool_finds_the_exposition_clean() {
