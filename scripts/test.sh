@@ -18,19 +18,23 @@ unit_only=0
 [ "${1:-}" = "--unit" ] && unit_only=1
 
 failed=()
-stage() { # name command...: runs it; a failure is remembered (status 1) and the run goes on
-    local name=$1
+stage() { # name command...: runs it; a failure is remembered (status 1) and the run goes on.
+    # Each stage says how long it took, so that a slow run shows where its time went.
+    local name=$1 t0=$SECONDS
     shift
     echo "== $name"
-    "$@" && return 0
-    echo "== $name: FAILED" >&2
+    if "$@"; then
+        echo "== $name: ok ($((SECONDS - t0)) s)"
+        return 0
+    fi
+    echo "== $name: FAILED ($((SECONDS - t0)) s)" >&2
     failed+=("$name")
     return 1
 }
 finish() {
     echo
     if [ ${#failed[@]} -eq 0 ]; then
-        echo "== test.sh: all stages passed"
+        echo "== test.sh: all stages passed ($SECONDS s)"
         exit 0
     fi
     echo "== test.sh: FAILED stages (the cargo output above names each failing test):" >&2
