@@ -7,15 +7,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn curl() -> String {
-    let o = netns(
-        "rvs-client",
-        &["curl", "-s", "-m", "5", "http://10.0.0.13/"],
-    );
-    assert!(o.status.success(), "request through the VIP: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 #[ignore = "needs root and the lab (scripts/test.sh)"]
 fn seeds_scenario_edits_change_traffic() {
@@ -31,7 +22,7 @@ fn seeds_scenario_edits_change_traffic() {
             ),
         "ipvsadm-format listing, port copied from the service: {l:?}"
     );
-    let a: Vec<String> = (0..4).map(|_| curl()).collect();
+    let a: Vec<String> = (0..4).map(|_| curl_vip()).collect();
     // As in the kernel, the newest real server (RS2) heads the list: rr starts there.
     assert_eq!(a, ["hello RS2", "hello RS1", "hello RS2", "hello RS1"]);
     // -E to wrr and -e -w 20 on RS2: RS2 now takes 20 of every 21 new connections.
@@ -46,7 +37,7 @@ fn seeds_scenario_edits_change_traffic() {
         "-w",
         "20",
     ]);
-    let b: Vec<String> = (0..21).map(|_| curl()).collect();
+    let b: Vec<String> = (0..21).map(|_| curl_vip()).collect();
     assert_eq!(b.iter().filter(|x| *x == "hello RS2").count(), 20, "{b:?}");
     let l = adm(&["-L", "-n"]);
     assert!(l.contains("TCP  10.0.0.13:80 wrr\n"), "{l}");

@@ -67,15 +67,6 @@ fn weights(l: &str) -> (Option<u32>, Option<u32>) {
     (real(l, RS1).map(|r| r.1), real(l, RS2).map(|r| r.1))
 }
 
-fn curl_vip() -> String {
-    let o = netns(
-        "rvs-client",
-        &["curl", "-s", "-m", "5", "http://10.0.0.13/"],
-    );
-    assert!(o.status.success(), "request through the VIP: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 fn lab(args: &[&str]) {
     let sh = root().join("scripts/lab.sh");
     let mut a = vec![sh.to_str().unwrap()];

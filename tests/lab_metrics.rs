@@ -151,17 +151,21 @@ fn raw(req: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn status_line(r: &str) -> &str {
-    r.lines().next().unwrap_or("")
+/// Runs `cmd` with `input` on its standard input; its output.
+fn pipe(cmd: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut p = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    p.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    p.wait_with_output().unwrap()
 }
 
-fn curl_vip() -> String {
-    let o = netns(
-        "rvs-client",
-        &["curl", "-s", "-m", "5", "http://10.0.0.13/"],
-    );
-    assert!(o.status.success(), "request through the VIP: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+fn status_line(r: &str) -> &str {
+    r.lines().next().unwrap_or("")
 }
 
 /// The service's and RS1's `Conns` in `rvsadm -L -n --stats`.
@@ -360,15 +364,7 @@ fn promtool_finds_the_exposition_clean() {
     ] {
         assert!(body.contains(name), "{name} missing from\n{body}");
     }
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
+    let o = pipe("promtool", &["check", "metrics"], &body);
     assert!(
         o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
         "promtool check metrics: {}",
@@ -436,16 +432,11 @@ fn bad_scrapers_get_a_status_and_a_close_and_change_nothing() {
 /// Sends commands to the lab rvs's telemetry socket with DPDK's own client; one JSON reply per
 /// command.
 fn telemetry(cmds: &[&str]) -> Vec<serde_json::Value> {
-    let mut p = Command::new("dpdk-telemetry.py")
-        .args(["-f", "rvs-lab"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run dpdk-telemetry.py (Debian's dpdk package)");
-    let input = cmds.join("\n") + "\n";
-    p.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
+    let o = pipe(
+        "dpdk-telemetry.py",
+        &["-f", "rvs-lab"],
+        &(cmds.join("\n") + "\n"),
+    );
     assert!(o.status.success(), "dpdk-telemetry.py: {}", text(&o));
     String::from_utf8_lossy(&o.stdout)
         .lines()

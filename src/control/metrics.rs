@@ -7,13 +7,10 @@ use super::mgmt::Mgmt;
 use super::model::ListSnapshot;
 use super::proto::{PortStatsReply, Request, Response};
 use super::server::Handler;
+use rvs_ctl::checks::STALLED_SECS;
 use rvs_metrics::{Scrape, Source};
 use std::sync::Weak;
 use std::time::Instant;
-
-/// A checker thread silent this long is stalled (it ticks every 100 ms; rvsadm --list-checks
-/// says STALLED from 2 s).
-const STALLED_SECS: f64 = 2.0;
 
 /// Weak, so that the endpoint (stopped before `Mgmt` goes) does not keep `Mgmt` alive.
 pub(super) struct MetricsSource(pub(super) Weak<Mgmt>);

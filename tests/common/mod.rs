@@ -160,6 +160,17 @@ pub fn csum(b: &[u8]) -> u16 {
     !(s as u16)
 }
 
+/// One HTTP request from the client namespace to the VIP; requires success and returns the
+/// body (trimmed).
+pub fn curl_vip() -> String {
+    let o = netns(
+        "rvs-client",
+        &["curl", "-s", "-m", "5", "http://10.0.0.13/"],
+    );
+    assert!(o.status.success(), "request through the VIP: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 /// Runs rvsadm and requires success; returns its standard output.
 pub fn adm(args: &[&str]) -> String {
     let o = rvsadm(args);

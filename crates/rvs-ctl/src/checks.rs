@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
+/// A checker thread silent this long is stalled (it ticks every 100 ms).
+pub const STALLED_SECS: f64 = 2.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChecksReport {
     /// The checks file as configured.
@@ -100,7 +103,7 @@ pub fn format_text(r: &ChecksReport) -> String {
         "Checks file {} (loaded {} ago); checker thread {} (last tick {} ago); {} probes",
         r.file,
         age(r.loaded_secs),
-        if r.heartbeat_secs < 2.0 {
+        if r.heartbeat_secs < STALLED_SECS {
             "alive"
         } else {
             "STALLED"

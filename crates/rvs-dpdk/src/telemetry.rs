@@ -41,6 +41,9 @@ pub enum Reply {
 /// an error text (answered as `{"error": TEXT}`).
 pub type Handler = Arc<dyn Fn(&str) -> std::result::Result<Reply, String> + Send + Sync>;
 
+const EINVAL: c_int = nix::errno::Errno::EINVAL as c_int;
+const ENOMEM: c_int = nix::errno::Errno::ENOMEM as c_int;
+
 static HANDLERS: Mutex<Vec<(String, Handler)>> = Mutex::new(Vec::new());
 
 /// Registers `cmd` (e.g. "/rvs/stats"; DPDK wants it to start with '/') with its help text.
@@ -79,7 +82,7 @@ extern "C" fn trampoline(
     d: *mut ffi::rte_tel_data,
 ) -> c_int {
     if cmd.is_null() || d.is_null() {
-        return -libc_einval();
+        return -EINVAL;
     }
     // SAFETY: DPDK passes NUL-terminated strings that live for the call (params may be NULL).
     let cmd = unsafe { CStr::from_ptr(cmd) }.to_string_lossy();
@@ -92,7 +95,7 @@ extern "C" fn trampoline(
             .into_owned()
     };
     let Some(handler) = lookup(&cmd) else {
-        return -libc_einval();
+        return -EINVAL;
     };
     // A panicking handler must not unwind into C (the release profile aborts on panic anyway).
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&params)));
@@ -119,12 +122,8 @@ extern "C" fn trampoline(
             unsafe { write_dict(d, &one, false) };
             0
         }
-        Err(_) => -libc_einval(),
+        Err(_) => -EINVAL,
     }
-}
-
-fn libc_einval() -> c_int {
-    22
 }
 
 /// A key or string value cut to DPDK's limit (at a char boundary) without NULs.
@@ -166,7 +165,7 @@ unsafe fn write_dict(d: *mut ffi::rte_tel_data, dict: &Dict, nest: bool) {
                 unsafe {
                     let c = ffi::rte_tel_data_alloc();
                     if c.is_null() {
-                        -12
+                        -ENOMEM
                     } else {
                         write_dict(c, inner, false);
                         let r = ffi::rte_tel_data_add_dict_container(d, key.as_ptr(), c, 0);
@@ -177,7 +176,7 @@ unsafe fn write_dict(d: *mut ffi::rte_tel_data, dict: &Dict, nest: bool) {
                     }
                 }
             }
-            Value::Dict(_) => -22,
+            Value::Dict(_) => -EINVAL,
         };
         if ret < 0 {
             left_out += 1;

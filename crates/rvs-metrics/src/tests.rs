@@ -174,7 +174,7 @@ fn has(text: &str, line: &str) {
 
 #[test]
 fn node_exporter_names_labels_and_values() {
-    let t = encode(&sample(), Format::PrometheusText).unwrap();
+    let t = encode(&Arc::new(sample()), Format::PrometheusText).unwrap();
     has(&t, "# TYPE node_ipvs_connections_total counter");
     has(&t, "node_ipvs_connections_total 42");
     has(&t, "node_ipvs_incoming_packets_total 420");
@@ -206,7 +206,7 @@ fn node_exporter_names_labels_and_values() {
 
 #[test]
 fn appliance_metrics() {
-    let t = encode(&sample(), Format::PrometheusText).unwrap();
+    let t = encode(&Arc::new(sample()), Format::PrometheusText).unwrap();
     has(&t, "rvs_build_info{version=\"0.1.0\"} 1");
     has(
         &t,
@@ -265,7 +265,7 @@ fn openmetrics_when_asked() {
     assert_eq!(Format::from_accept(None), Format::PrometheusText);
     let om = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
     assert_eq!(Format::from_accept(Some(om)), Format::OpenMetrics);
-    let t = encode(&sample(), Format::OpenMetrics).unwrap();
+    let t = encode(&Arc::new(sample()), Format::OpenMetrics).unwrap();
     has(&t, "# TYPE node_ipvs_connections counter");
     has(&t, "node_ipvs_connections_total 42");
     assert!(t.ends_with("# EOF\n"));
@@ -276,7 +276,7 @@ fn no_checks_no_checker_samples() {
     let mut s = sample();
     s.checks = None;
     s.checks_heartbeat_secs = None;
-    let t = encode(&s, Format::PrometheusText).unwrap();
+    let t = encode(&Arc::new(s), Format::PrometheusText).unwrap();
     assert!(!t.contains("rvs_check"), "{t}");
 }
 
@@ -285,7 +285,7 @@ fn a_stalled_checker_still_shows_its_heartbeat() {
     let mut s = sample();
     s.checks = None;
     s.checks_heartbeat_secs = Some(7.5);
-    let t = encode(&s, Format::PrometheusText).unwrap();
+    let t = encode(&Arc::new(s), Format::PrometheusText).unwrap();
     has(&t, "rvs_checks_heartbeat_age_seconds 7.5");
     has(&t, "rvs_checks_report_ok 0");
     assert!(!t.contains("rvs_checker_up"), "{t}");
