@@ -510,3 +510,162 @@ fn dpdk_telemetry_shows_rvs_state() {
     }
     adm(&["-C"]);
 }
+
+/// Hugepage files of the lab's EAL prefix (`rvs-labmap_<n>`).
+fn lab_hugefiles() -> usize {
+    std::fs::read_dir("/dev/hugepages")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rvs-labmap_"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up) and dpdk-dumpcap; run by scripts/test.sh"]
+fn dpdk_dumpcap_captures_the_public_port_with_a_filter() {
+    lab_service();
+    let dir = std::env::temp_dir().join(format!("rvs-dumpcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("public.pcap");
+    // Line-buffered: it prints "Capturing on" to stdout once the primary has installed its
+    // callbacks, and a pipe would hold that line until exit.
+    let mut cap = Command::new("stdbuf")
+        .args([
+            "-oL",
+            "dpdk-dumpcap",
+            "--file-prefix=rvs-lab",
+            "-i",
+            "net_af_packet0",
+            "-p",
+        ])
+        .args(["-f", "tcp port 80", "-P", "-a", "duration:60", "-w"])
+        .arg(&file)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dpdk-dumpcap (package dpdk)");
+    let mut err = std::io::BufReader::new(cap.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0 {
+            if line.contains("Capturing on") {
+                let _ = tx.send(Ok(()));
+            }
+            all.push_str(&line);
+            line.clear();
+        }
+        let _ = tx.send(Err(all));
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => {}
+        other => {
+            let _ = cap.kill();
+            panic!("dpdk-dumpcap did not attach to rvs: {other:?}");
+        }
+    }
+    for _ in 0..3 {
+        assert!(curl_vip().starts_with("hello RS"));
+    }
+    // Not TCP port 80: the filter keeps it out of the file.
+    let o = netns(
+        "rvs-client",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.0.13"],
+    );
+    assert!(o.status.success(), "ping the VIP: {}", text(&o));
+    std::thread::sleep(Duration::from_millis(500));
+    let o = run("kill", &["-INT", &cap.id().to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    // 22.11's dumpcap exits 1 after Ctrl-C even when the capture was written: the file,
+    // not the status, is what is checked.
+    let _ = cap.wait().unwrap();
+
+    let o = run("tcpdump", &["-nn", "-r", file.to_str().unwrap()]);
+    assert!(o.status.success(), "tcpdump -r: {}", text(&o));
+    let lines = String::from_utf8_lossy(&o.stdout).into_owned();
+    let syns = lines
+        .lines()
+        .filter(|l| l.contains(" IP 10.0.0.12.") && l.contains("> 10.0.0.13.80: Flags [S]"))
+        .count();
+    assert!(
+        syns >= 3,
+        "the client's SYNs to the VIP in the capture:\n{lines}"
+    );
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains(" IP 10.0.0.13.80 > 10.0.0.12.")),
+        "the replies leaving the public port (tx) are captured too:\n{lines}"
+    );
+    assert!(
+        !lines.contains("ICMP"),
+        "the filter let ICMP through:\n{lines}"
+    );
+    // The capture is gone; forwarding goes on.
+    assert!(curl_vip().starts_with("hello RS"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs the lab (scripts/lab.sh up); run by scripts/test.sh"]
+fn a_killed_rvs_leaves_files_the_next_start_reclaims_and_a_stop_removes() {
+    fresh(1);
+    let lab = root().join("scripts/lab.sh");
+    let lab = lab.to_str().unwrap();
+    let free = || -> u64 {
+        let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let l = m
+            .lines()
+            .find(|l| l.starts_with("HugePages_Free:"))
+            .unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let running = lab_hugefiles();
+    assert!(running > 0, "a primary with hugepages keeps them in files");
+    let pid = std::fs::read_to_string("/run/rvs/rvs.pid").unwrap();
+    let o = run("kill", &["-KILL", pid.trim()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(wait_for(Duration::from_secs(10), || !std::path::Path::new(
+        &format!("/proc/{}", pid.trim())
+    )
+    .exists()));
+    assert_eq!(
+        lab_hugefiles(),
+        running,
+        "a killed primary leaves its hugepage files"
+    );
+    assert!(std::path::Path::new("/var/run/dpdk/rvs-lab/config").exists());
+    let held = free();
+
+    let o = run("bash", &[lab, "start-rvs"]);
+    assert!(o.status.success(), "restart after a crash: {}", text(&o));
+    let log = std::fs::read_to_string("/run/rvs/rvs.log").unwrap();
+    assert!(
+        log.contains("left behind (runtime directory: yes, hugepage files:"),
+        "the start says what it reclaimed:\n{log}"
+    );
+    assert_eq!(
+        lab_hugefiles(),
+        running,
+        "the dead run's files are gone, the new run has its own"
+    );
+    assert_eq!(free(), held, "the new run's pages came from the dead run's");
+    lab_service();
+    assert!(curl_vip().starts_with("hello RS"));
+
+    let o = run("bash", &[lab, "stop-rvs"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        lab_hugefiles(),
+        0,
+        "a clean stop removes its hugepage files"
+    );
+    assert!(!std::path::Path::new("/var/run/dpdk/rvs-lab").exists());
+    assert_eq!(free(), held + running as u64, "and gives their pages back");
+    let o = run("bash", &[lab, "start-rvs"]);
+    assert!(o.status.success(), "{}", text(&o));
+}

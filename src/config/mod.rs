@@ -609,11 +609,12 @@ impl ApplianceConfig {
             "-m".into(),
             self.eal.memory_mb.to_string(),
         ];
+        // With hugepages rvs is a full primary (shared config, hugepage files) that
+        // dpdk-dumpcap and dpdk-proc-info can join as secondaries; without them there is no
+        // shared memory to join, and --no-shconf keeps EAL from writing a config at all.
         if self.eal.no_huge {
             a.push("--no-huge".into());
             a.push("--no-shconf".into());
-        } else {
-            a.push("--in-memory".into());
         }
         let any_pci = !self.public.is_vdev() || !self.private.is_vdev();
         if !any_pci {

@@ -90,6 +90,22 @@ fn free_hugepage_mb() -> u64 {
 
 /// Runs the appliance until SIGINT/SIGTERM. Returns after a clean shutdown.
 pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
+    if !cfg.eal.no_huge {
+        // Before the hugepage precheck: a killed run's files still hold its hugepages.
+        match dpdk::runtime::reclaim(&cfg.eal.file_prefix) {
+            Ok(dpdk::runtime::Reclaim::Clean) => {}
+            Ok(dpdk::runtime::Reclaim::Removed {
+                runtime_dir,
+                hugepage_files,
+            }) => tracing::warn!(
+                "removed what an earlier run of file prefix {:?} left behind (runtime \
+                 directory: {}, hugepage files: {hugepage_files})",
+                cfg.eal.file_prefix,
+                if runtime_dir { "yes" } else { "no" }
+            ),
+            Err(e) => return Err(AppError::Precheck(e.to_string())),
+        }
+    }
     precheck(&cfg)?;
     // Bind the control socket and the metrics endpoint before EAL so "in use" fails fast and
     // touches no device.
@@ -114,12 +130,18 @@ pub fn run(cfg: ApplianceConfig) -> Result<(), AppError> {
             .map_err(|e| AppError::Precheck(format!("cannot install signal handler: {e}")))?;
     }
 
-    let eal = Eal::init(&cfg.eal_args()).map_err(|e| {
+    let mut eal = Eal::init(&cfg.eal_args()).map_err(|e| {
         AppError::Precheck(format!(
             "EAL initialisation failed: {} (check hugepages, lcores and device arguments)",
             e.text
         ))
     })?;
+    if !cfg.eal.no_huge {
+        if let Err(e) = eal.enable_capture() {
+            // Forwarding does not need it; only dpdk-dumpcap/dpdk-pdump cannot attach.
+            tracing::warn!("packet capture unavailable: {}", e.text);
+        }
+    }
     let mut app = Appliance {
         metrics: None,
         server: None,

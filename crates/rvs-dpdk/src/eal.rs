@@ -12,9 +12,11 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 /// borrow of it, so the caller orders the drops).
 #[derive(Debug)]
 pub struct Eal {
-    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), removed after cleanup: DPDK
-    /// 22.11 leaves it behind, and one per run piles up under /var/run/dpdk.
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`): with the hugepage files of the
+    /// prefix, removed after cleanup (see [`crate::runtime`]).
     runtime_dir: Option<std::path::PathBuf>,
+    /// `rte_pdump_init` ran: uninitialised before cleanup.
+    capture: bool,
 }
 
 impl Eal {
@@ -58,7 +60,26 @@ impl Eal {
         };
         Ok(Eal {
             runtime_dir: dir.filter(|d| !d.is_empty()).map(std::path::PathBuf::from),
+            capture: false,
         })
+    }
+
+    /// Lets `dpdk-dumpcap` and `dpdk-pdump` capture this primary's ports (`rte_pdump_init`):
+    /// it only registers a multi-process handler; the per-queue copy callbacks exist only
+    /// while a capture runs, so an idle capture costs the fast path nothing. Needs the shared
+    /// config a secondary joins: fails (Unsupported) under `--no-shconf`/`--in-memory`.
+    pub fn enable_capture(&mut self) -> Result<()> {
+        if self.capture {
+            return Ok(());
+        }
+        // SAFETY: EAL is initialised (an Eal exists) and this runs on the main thread before
+        // any secondary can ask for a capture.
+        let ret = unsafe { ffi::rte_pdump_init() };
+        if ret < 0 {
+            return Err(Error::last("rte_pdump_init"));
+        }
+        self.capture = true;
+        Ok(())
     }
 }
 
@@ -67,12 +88,15 @@ impl Drop for Eal {
         // SAFETY: EAL was initialised by `init`; all lcores have been waited for by the owner
         // (launch handles join in their Drop) before the Eal is dropped.
         unsafe {
+            if self.capture {
+                ffi::rte_pdump_uninit();
+            }
             ffi::rte_eal_cleanup();
         }
-        // Only a directory of this process's own prefix; nothing else runs from it once the
+        // Only the files of this process's own prefix; nothing else runs from them once the
         // primary process has cleaned up.
-        if let Some(d) = &self.runtime_dir {
-            let _ = std::fs::remove_dir_all(d);
+        if let Some(prefix) = self.runtime_dir.as_deref().and_then(|d| d.file_name()) {
+            crate::runtime::remove(&prefix.to_string_lossy());
         }
     }
 }

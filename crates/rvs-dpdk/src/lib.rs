@@ -13,6 +13,7 @@ pub mod lcore;
 pub mod mbuf;
 pub mod port;
 pub mod ring;
+pub mod runtime;
 pub mod telemetry;
 
 pub use eal::Eal;
