@@ -60,12 +60,14 @@ rte_worker_tids() { # pid: the thread ids of its DPDK worker threads (rte-worker
     ps -T -o tid=,comm= -p "$1" | awk '$2 ~ /^rte-worker/ {print $1}'
 }
 
-eal_cleanup() { # file-prefix...: remove these EAL runtime directories (a killed DPDK process
+eal_cleanup() { # file-prefix...: remove these EAL runtime directories and hugepage files (a killed DPDK process
                 # leaves its own; testpmd never removes its own)
     local p
     for p in "$@"; do
         # Never a bare or relative name: /var/run/dpdk/ also holds the lab's rvs-lab.
         [[ $p =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || continue
         rm -rf "/var/run/dpdk/$p"
+        # A killed primary's hugepage files keep their pages until unlinked.
+        rm -f /dev/hugepages/"$p"map_[0-9]*
     done
 }
