@@ -547,12 +547,12 @@ fn dpdk_dumpcap_captures_the_public_port_with_a_filter() {
         .stderr(Stdio::null())
         .spawn()
         .expect("dpdk-dumpcap (package dpdk)");
-    let mut err = std::io::BufReader::new(cap.stdout.take().unwrap());
+    let mut out = std::io::BufReader::new(cap.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut all = String::new();
         let mut line = String::new();
-        while std::io::BufRead::read_line(&mut err, &mut line).unwrap_or(0) > 0 {
+        while std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0) > 0 {
             if line.contains("Capturing on") {
                 let _ = tx.send(Ok(()));
             }

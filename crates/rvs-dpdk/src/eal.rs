@@ -95,8 +95,8 @@ impl Drop for Eal {
         }
         // Only the files of this process's own prefix; nothing else runs from them once the
         // primary process has cleaned up.
-        if let Some(prefix) = self.runtime_dir.as_deref().and_then(|d| d.file_name()) {
-            crate::runtime::remove(&prefix.to_string_lossy());
+        if let Some(d) = &self.runtime_dir {
+            crate::runtime::remove(d);
         }
     }
 }

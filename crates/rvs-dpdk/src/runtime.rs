@@ -57,7 +57,7 @@ fn base_dir() -> PathBuf {
 }
 
 /// The runtime directory of `prefix`.
-pub fn runtime_dir(prefix: &str) -> PathBuf {
+fn runtime_dir(prefix: &str) -> PathBuf {
     base_dir().join(prefix)
 }
 
@@ -88,6 +88,14 @@ fn config_holder(dir: &Path) -> Option<Option<i32>> {
     )
     .ok()?;
     (lk.l_type != nix::libc::F_UNLCK as i16).then_some((lk.l_pid > 0).then_some(lk.l_pid))
+}
+
+fn io_error(prefix: &str, path: &Path, err: std::io::Error) -> ReclaimError {
+    ReclaimError::Io {
+        prefix: prefix.to_string(),
+        path: path.display().to_string(),
+        err: err.to_string(),
+    }
 }
 
 /// Mount points of hugetlbfs, from /proc/mounts.
@@ -134,11 +142,7 @@ fn remove_hugefiles(prefix: &str) -> Result<usize, ReclaimError> {
             let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
                 continue; // held: a live process maps it
             };
-            std::fs::remove_file(&path).map_err(|err| ReclaimError::Io {
-                prefix: prefix.to_string(),
-                path: path.display().to_string(),
-                err: err.to_string(),
-            })?;
+            std::fs::remove_file(&path).map_err(|e| io_error(prefix, &path, e))?;
             n += 1;
         }
     }
@@ -160,11 +164,7 @@ pub fn reclaim(prefix: &str) -> Result<Reclaim, ReclaimError> {
     }
     let had_dir = dir.exists();
     if had_dir {
-        std::fs::remove_dir_all(&dir).map_err(|err| ReclaimError::Io {
-            prefix: prefix.to_string(),
-            path: dir.display().to_string(),
-            err: err.to_string(),
-        })?;
+        std::fs::remove_dir_all(&dir).map_err(|e| io_error(prefix, &dir, e))?;
     }
     let files = remove_hugefiles(prefix)?;
     Ok(if had_dir || files > 0 {
@@ -177,15 +177,17 @@ pub fn reclaim(prefix: &str) -> Result<Reclaim, ReclaimError> {
     })
 }
 
-/// After `rte_eal_cleanup` of this process's primary: removes its runtime directory and its
-/// hugepage files (those a secondary still maps stay until it exits; the next [`reclaim`]
-/// takes them). Best effort: a failure here must not turn a clean stop into an error.
-pub fn remove(prefix: &str) {
-    if !plain(prefix) {
-        return;
+/// After `rte_eal_cleanup` of this process's primary: removes the runtime directory EAL
+/// reported and the hugepage files of its prefix (those a secondary still maps stay until it
+/// exits; the next [`reclaim`] takes them). Best effort: a failure here must not turn a clean
+/// stop into an error.
+pub fn remove(runtime_dir: &Path) {
+    let _ = std::fs::remove_dir_all(runtime_dir);
+    if let Some(prefix) = runtime_dir.file_name().map(|p| p.to_string_lossy()) {
+        if plain(&prefix) {
+            let _ = remove_hugefiles(&prefix);
+        }
     }
-    let _ = std::fs::remove_dir_all(runtime_dir(prefix));
-    let _ = remove_hugefiles(prefix);
 }
 
 #[cfg(test)]
